@@ -1,0 +1,17 @@
+use std::process::ExitCode;
+
+/// One binary, two faces: an AWS Lambda when the Lambda runtime API is present, a CLI otherwise.
+#[tokio::main]
+async fn main() -> ExitCode {
+    if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
+        match patroni_router::lambda::run().await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("patroni-router lambda: {e}");
+                ExitCode::FAILURE
+            }
+        }
+    } else {
+        patroni_router::cli::main().await
+    }
+}

@@ -1,0 +1,131 @@
+//! The HTTP adapter to Patroni's REST API: polls `/patroni` and `/cluster` on every node of a
+//! cluster concurrently, each request under a timeout and the whole poll under one deadline.
+//! It never follows redirects and never reads more than [`MAX_BODY`] bytes: a node is
+//! trusted only for what it says about itself, in the shape Patroni sends.
+
+use std::time::Duration;
+
+use futures_util::future::join_all;
+
+use super::{NodeObservation, PollError, parse_cluster, parse_patroni};
+use crate::config::{ClusterConfig, NodeConfig, PatroniSettings};
+
+/// Real answers are a few KiB; anything past this is not Patroni talking.
+pub const MAX_BODY: usize = 1024 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot build the Patroni HTTP client: {0}")]
+pub struct ClientBuildError(String);
+
+#[derive(Clone)]
+pub struct PatroniClient {
+    http: reqwest::Client,
+    settings: PatroniSettings,
+}
+
+impl PatroniClient {
+    pub fn new(settings: &PatroniSettings) -> Result<PatroniClient, ClientBuildError> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(settings.request_timeout)
+            .timeout(settings.request_timeout)
+            // A redirect is not how Patroni answers; following one could let a node send us elsewhere.
+            .redirect(reqwest::redirect::Policy::none())
+            // Patroni is reached inside the VPC; an environment proxy must not intercept it.
+            .no_proxy()
+            .user_agent(concat!("patroni-router/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| ClientBuildError(error_chain(&e)))?;
+        Ok(PatroniClient {
+            http,
+            settings: settings.clone(),
+        })
+    }
+
+    /// Poll every node of `cluster` at once. Always returns one observation per configured
+    /// node, in config order; a node not done by the deadline is reported as timed out.
+    pub async fn poll(&self, cluster: &ClusterConfig) -> Vec<NodeObservation> {
+        let deadline = self.settings.poll_deadline;
+        join_all(cluster.nodes.iter().map(|node| async move {
+            match tokio::time::timeout(deadline, self.poll_node(node)).await {
+                Ok(obs) => obs,
+                Err(_) => {
+                    let e = PollError::Timeout(format!(
+                        "poll deadline of {} passed",
+                        humantime::format_duration(deadline)
+                    ));
+                    NodeObservation {
+                        name: node.name.clone(),
+                        patroni: Err(e.clone()),
+                        cluster: Err(e),
+                    }
+                }
+            }
+        }))
+        .await
+    }
+
+    async fn poll_node(&self, node: &NodeConfig) -> NodeObservation {
+        let base = node.api_url.trim_end_matches('/');
+        let (patroni_url, cluster_url) = (format!("{base}/patroni"), format!("{base}/cluster"));
+        let (patroni, cluster) = tokio::join!(self.get(&patroni_url), self.get(&cluster_url));
+        NodeObservation {
+            name: node.name.clone(),
+            patroni: patroni.and_then(|b| parse_patroni(&b)),
+            cluster: cluster.and_then(|b| parse_cluster(&b)),
+        }
+    }
+
+    async fn get(&self, url: &str) -> Result<Vec<u8>, PollError> {
+        let timeout = self.settings.request_timeout;
+        let mut resp = self
+            .http
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| classify(&e, timeout))?;
+        let status = resp.status().as_u16();
+        // Patroni answers /patroni with 503 (and a full JSON body) when PostgreSQL is not running.
+        if status != 200 && status != 503 {
+            return Err(PollError::Status(status));
+        }
+        if resp.content_length().is_some_and(|n| n > MAX_BODY as u64) {
+            return Err(PollError::TooLarge(MAX_BODY));
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(|e| classify(&e, timeout))? {
+            if body.len() + chunk.len() > MAX_BODY {
+                return Err(PollError::TooLarge(MAX_BODY));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
+    }
+}
+
+fn classify(e: &reqwest::Error, timeout: Duration) -> PollError {
+    if e.is_timeout() {
+        PollError::Timeout(format!(
+            "no answer within {}",
+            humantime::format_duration(timeout)
+        ))
+    } else if e.is_connect() {
+        PollError::Connect(error_chain(e))
+    } else {
+        PollError::Other(error_chain(e))
+    }
+}
+
+/// reqwest's own message is generic ("error sending request"); the cause is in the chain.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut msg = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let s_msg = s.to_string();
+        if !msg.contains(&s_msg) {
+            msg.push_str(": ");
+            msg.push_str(&s_msg);
+        }
+        source = s.source();
+    }
+    msg
+}

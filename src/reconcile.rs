@@ -1,0 +1,449 @@
+//! The one reconcile path every entry point uses (CLI `plan`/`reconcile`/`watch`/`status`,
+//! the Lambda's scheduled and direct events): poll Patroni, decide, read AWS, plan, apply,
+//! report. Clusters are independent: one failing never blocks another.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use futures_util::StreamExt;
+use futures_util::stream;
+use tracing::{info, warn};
+
+use crate::aws::{self, AwsClients, AwsError};
+use crate::config::{ClusterConfig, Config};
+use crate::decide::{Decision, decide};
+use crate::patroni::client::{ClientBuildError, PatroniClient};
+use crate::patroni::{Member, NodeObservation};
+use crate::plan::{
+    self, DnsPlan, RecordSet, TargetGroupPlan, TargetGroupState, target_id,
+};
+use crate::report::{
+    Action, ChangeReport, ChangeStatus, ClusterReport, Mode, NodeReport, Report, Routing, tg_name,
+};
+
+/// How many clusters are worked on at once (each polls all its nodes concurrently).
+const CLUSTER_CONCURRENCY: usize = 16;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    #[error("unknown scope {0:?}: it is not in the config (configured: {1})")]
+    UnknownScope(String, String),
+}
+
+pub struct Router {
+    config: Config,
+    patroni: PatroniClient,
+    aws: AwsClients,
+}
+
+/// One cluster after polling, deciding, reading AWS and planning; nothing applied yet.
+struct Prepared<'a> {
+    cluster: &'a ClusterConfig,
+    started: Instant,
+    decision: Decision,
+    nodes: Vec<NodeReport>,
+    routing: Routing,
+    tg_plans: Vec<TargetGroupPlan>,
+    dns_plan: Option<DnsPlan>,
+    errors: Vec<String>,
+}
+
+impl Router {
+    pub fn new(config: Config, aws: AwsClients) -> Result<Router, ClientBuildError> {
+        let patroni = PatroniClient::new(&config.patroni)?;
+        Ok(Router {
+            config,
+            patroni,
+            aws,
+        })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Run once over every cluster, or only `scope`.
+    pub async fn run(&self, mode: Mode, scope: Option<&str>) -> Result<Report, ReconcileError> {
+        let started = Instant::now();
+        let clusters: Vec<&ClusterConfig> = match scope {
+            None => self.config.clusters.iter().collect(),
+            Some(s) => vec![self.config.cluster(s).ok_or_else(|| {
+                let known: Vec<&str> =
+                    self.config.clusters.iter().map(|c| c.scope.as_str()).collect();
+                ReconcileError::UnknownScope(s.to_string(), known.join(", "))
+            })?],
+        };
+        // Poll, decide, read and plan every cluster; apply target groups per cluster.
+        let mut prepared: Vec<(Prepared, Vec<ChangeReport>)> = stream::iter(clusters)
+            .map(|c| async move {
+                let mut p = self.prepare(c).await;
+                let changes = self.apply_target_groups(&mut p, mode).await;
+                (p, changes)
+            })
+            .buffer_unordered(CLUSTER_CONCURRENCY)
+            .collect()
+            .await;
+        // Route 53: one change batch per hosted zone across clusters.
+        let dns_changes = self.apply_dns(&mut prepared, mode).await;
+
+        let mut reports: Vec<ClusterReport> = prepared
+            .into_iter()
+            .zip(dns_changes)
+            .map(|((p, mut changes), dns)| {
+                changes.extend(dns);
+                finish(p, changes)
+            })
+            .collect();
+        reports.sort_by(|a, b| a.scope.cmp(&b.scope));
+        let ok = reports.iter().all(|r| r.errors.is_empty());
+        Ok(Report {
+            mode,
+            ok,
+            duration_ms: millis(started),
+            clusters: reports,
+        })
+    }
+
+    async fn prepare<'a>(&self, cluster: &'a ClusterConfig) -> Prepared<'a> {
+        let started = Instant::now();
+        let observations = self.patroni.poll(cluster).await;
+        let decision = decide(cluster, &observations);
+        log_decision(cluster, &decision, &observations);
+
+        let mut errors = Vec::new();
+        let mut routing = Routing::default();
+        let mut tg_plans = Vec::new();
+        let reads = futures_util::future::join_all(
+            cluster
+                .all_target_groups()
+                .map(|tg| async move { (tg, aws::elb::read(&self.aws, &tg.arn).await) }),
+        );
+        let dns_read = async {
+            match &cluster.dns {
+                Some(d) => Some((
+                    d,
+                    aws::route53::read(&self.aws, d.zone_id(), &d.normalized_name()).await,
+                )),
+                None => None,
+            }
+        };
+        let (tg_states, dns_state) = tokio::join!(reads, dns_read);
+        for (tg, state) in tg_states {
+            match state {
+                Ok(state) => {
+                    let p = plan::plan_target_group(cluster, tg, &decision, &state);
+                    if let Some(b) = &p.blocked {
+                        errors.push(format!("target group {}: {b}", tg_name(&tg.arn)));
+                    }
+                    tg_plans.push(p);
+                    routing.target_groups.push(state);
+                }
+                Err(e) => errors.push(e.to_string()),
+            }
+        }
+        let mut dns_plan = None;
+        if let Some((d, state)) = dns_state {
+            match state {
+                Ok(state) => {
+                    let p = plan::plan_dns(cluster, d, &decision, &state);
+                    if let Some(b) = &p.blocked {
+                        errors.push(format!("record {}: {b}", d.normalized_name()));
+                    }
+                    dns_plan = Some(p);
+                    routing.dns = Some(state);
+                }
+                Err(e) => errors.push(e.to_string()),
+            }
+        }
+        let nodes = node_reports(cluster, &observations, &routing);
+        Prepared {
+            cluster,
+            started,
+            decision,
+            nodes,
+            routing,
+            tg_plans,
+            dns_plan,
+            errors,
+        }
+    }
+
+    /// Register before deregister, so a target group is never left without the primary;
+    /// if registering failed, the old targets stay (an empty group would refuse every client).
+    async fn apply_target_groups(&self, p: &mut Prepared<'_>, mode: Mode) -> Vec<ChangeReport> {
+        let mut changes = Vec::new();
+        for (plan, state) in p.tg_plans.iter().zip(&p.routing.target_groups) {
+            let node_of = |id: &str| node_for_target(p.cluster, id, state);
+            let mk = |action, t: &plan::Target, status, error: Option<String>| ChangeReport {
+                resource: plan.arn.clone(),
+                action,
+                target: t.to_string(),
+                node: node_of(&t.id),
+                status,
+                error,
+            };
+            if mode == Mode::Plan {
+                changes.extend(plan.register.iter().map(|t| mk(Action::Register, t, ChangeStatus::Planned, None)));
+                changes.extend(plan.deregister.iter().map(|t| mk(Action::Deregister, t, ChangeStatus::Planned, None)));
+                continue;
+            }
+            let mut register_failed = None;
+            if !plan.register.is_empty() {
+                let r = aws::elb::register(&self.aws, &plan.arn, &plan.register).await;
+                let (status, error) = outcome(&r);
+                log_apply("register", &plan.arn, &plan.register, &r);
+                changes.extend(plan.register.iter().map(|t| mk(Action::Register, t, status, error.clone())));
+                if let Err(e) = r {
+                    p.errors.push(e.to_string());
+                    register_failed = Some(e);
+                }
+            }
+            if plan.deregister.is_empty() {
+                continue;
+            }
+            if register_failed.is_some() {
+                let why = "register failed; the old targets stay so the group is not emptied";
+                changes.extend(plan.deregister.iter().map(|t| mk(Action::Deregister, t, ChangeStatus::Skipped, Some(why.into()))));
+                continue;
+            }
+            let r = aws::elb::deregister(&self.aws, &plan.arn, &plan.deregister).await;
+            log_apply("deregister", &plan.arn, &plan.deregister, &r);
+            let (status, error) = outcome(&r);
+            changes.extend(plan.deregister.iter().map(|t| mk(Action::Deregister, t, status, error.clone())));
+            if let Err(e) = r {
+                p.errors.push(e.to_string());
+            }
+        }
+        changes
+    }
+
+    /// Batch every cluster's UPSERTs into one call per hosted zone. Route 53 applies a batch
+    /// atomically, so if a multi-cluster batch fails, each cluster is retried on its own: one
+    /// bad cluster must not block the others. Returns the DNS changes per prepared cluster.
+    async fn apply_dns(
+        &self,
+        prepared: &mut [(Prepared<'_>, Vec<ChangeReport>)],
+        mode: Mode,
+    ) -> Vec<Vec<ChangeReport>> {
+        let mut by_zone: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+        for (i, (p, _)) in prepared.iter().enumerate() {
+            if let Some(d) = &p.dns_plan
+                && !d.upserts.is_empty()
+            {
+                by_zone.entry(d.zone_id.clone()).or_default().push(i);
+            }
+        }
+        let mut outcomes: Vec<Option<Result<(), AwsError>>> = vec![None; prepared.len()];
+        if mode == Mode::Reconcile {
+            for (zone, members) in &by_zone {
+                let records: Vec<RecordSet> = members
+                    .iter()
+                    .filter_map(|&i| prepared[i].0.dns_plan.as_ref())
+                    .flat_map(|d| d.upserts.iter().cloned())
+                    .collect();
+                let scopes: Vec<&str> = members
+                    .iter()
+                    .map(|&i| prepared[i].0.cluster.scope.as_str())
+                    .collect();
+                let comment = format!("patroni-router: {}", scopes.join(", "));
+                let r = aws::route53::upsert(&self.aws, zone, &records, &comment).await;
+                if r.is_ok() || members.len() == 1 {
+                    for &i in members {
+                        outcomes[i] = Some(r.clone());
+                    }
+                    continue;
+                }
+                warn!(zone = %zone, "batched Route 53 change failed; retrying cluster by cluster");
+                for &i in members {
+                    let Some(d) = prepared[i].0.dns_plan.as_ref() else { continue };
+                    let comment = format!("patroni-router: {}", prepared[i].0.cluster.scope);
+                    outcomes[i] = Some(aws::route53::upsert(&self.aws, zone, &d.upserts, &comment).await);
+                }
+            }
+        }
+        prepared
+            .iter_mut()
+            .zip(outcomes)
+            .map(|((p, _), result)| {
+                let Some(d) = &p.dns_plan else { return vec![] };
+                let (status, error) = match &result {
+                    None => (ChangeStatus::Planned, None),
+                    Some(r) => outcome(r),
+                };
+                if let Some(Err(e)) = &result {
+                    p.errors.push(e.to_string());
+                }
+                d.upserts
+                    .iter()
+                    .map(|r| {
+                        if let Some(res) = &result {
+                            log_record(&p.cluster.scope, r, res);
+                        }
+                        ChangeReport {
+                            resource: format!("{}/{}", d.zone_id, r.name),
+                            action: Action::Upsert,
+                            target: describe_record(r),
+                            node: r
+                                .values
+                                .first()
+                                .and_then(|v| node_for_address(p.cluster, v)),
+                            status,
+                            error: error.clone(),
+                        }
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+}
+
+fn finish(p: Prepared<'_>, changes: Vec<ChangeReport>) -> ClusterReport {
+    ClusterReport {
+        scope: p.cluster.scope.clone(),
+        decision: p.decision,
+        nodes: p.nodes,
+        routing: p.routing,
+        changes,
+        errors: p.errors,
+        duration_ms: millis(p.started),
+    }
+}
+
+fn millis(since: Instant) -> u64 {
+    u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+fn outcome(r: &Result<(), AwsError>) -> (ChangeStatus, Option<String>) {
+    match r {
+        Ok(()) => (ChangeStatus::Applied, None),
+        Err(e) => (ChangeStatus::Failed, Some(e.to_string())),
+    }
+}
+
+fn describe_record(r: &RecordSet) -> String {
+    let mut s = format!("{} {} {}", r.name, r.rtype, r.values.join(","));
+    if let Some(id) = &r.set_identifier {
+        s.push_str(&format!(
+            " [{} {}]",
+            r.failover.as_deref().unwrap_or(""),
+            id
+        ));
+    }
+    s
+}
+
+fn node_for_target(cluster: &ClusterConfig, id: &str, state: &TargetGroupState) -> Option<String> {
+    cluster
+        .nodes
+        .iter()
+        .find(|n| target_id(cluster, &n.name, &state.target_type).is_ok_and(|t| t == id))
+        .map(|n| n.name.clone())
+}
+
+fn node_for_address(cluster: &ClusterConfig, addr: &str) -> Option<String> {
+    cluster
+        .nodes
+        .iter()
+        .find(|n| n.address.to_string() == addr)
+        .map(|n| n.name.clone())
+}
+
+/// Per node: what it answered, and where routing pointed at it.
+fn node_reports(
+    cluster: &ClusterConfig,
+    observations: &[NodeObservation],
+    routing: &Routing,
+) -> Vec<NodeReport> {
+    // Lag comes from the DCS view; take the first view that lists the member.
+    let member = |name: &str| -> Option<&Member> {
+        observations
+            .iter()
+            .filter_map(|o| o.cluster.as_ref().ok())
+            .flat_map(|v| v.members.iter())
+            .find(|m| m.name == name)
+    };
+    cluster
+        .nodes
+        .iter()
+        .map(|n| {
+            let obs = observations.iter().find(|o| o.name == n.name);
+            let status = obs.and_then(|o| o.patroni.as_ref().ok());
+            let mut routed_by = Vec::new();
+            for tg in &routing.target_groups {
+                if let Ok(id) = target_id(cluster, &n.name, &tg.target_type)
+                    && tg.targets.iter().any(|t| t.target.id == id && t.is_active())
+                {
+                    routed_by.push(format!("tg:{}", tg_name(&tg.arn)));
+                }
+            }
+            if let Some(dns) = &routing.dns {
+                for r in &dns.records {
+                    if r.values.contains(&n.address.to_string()) {
+                        routed_by.push(match &r.set_identifier {
+                            Some(id) => format!("dns:{id}"),
+                            None => "dns".to_string(),
+                        });
+                    }
+                }
+            }
+            NodeReport {
+                name: n.name.clone(),
+                address: n.address.to_string(),
+                reachable: status.is_some(),
+                role: status.map(|s| s.role.clone()),
+                state: status.map(|s| s.state.clone()),
+                timeline: status.and_then(|s| s.timeline),
+                lag: member(&n.name).and_then(|m| m.lag),
+                routed_by,
+                patroni_error: obs.and_then(|o| o.patroni.as_ref().err().map(|e| e.to_string())),
+                cluster_error: obs.and_then(|o| o.cluster.as_ref().err().map(|e| e.to_string())),
+            }
+        })
+        .collect()
+}
+
+/// One structured line per decision with the evidence, so an operator can replay it.
+fn log_decision(cluster: &ClusterConfig, d: &Decision, observations: &[NodeObservation]) {
+    let evidence: Vec<String> = observations
+        .iter()
+        .map(|o| {
+            let own = match &o.patroni {
+                Ok(s) => format!("{}/{}", s.role, s.state),
+                Err(e) => format!("error: {e}"),
+            };
+            let view = match &o.cluster {
+                Ok(v) => v
+                    .members
+                    .iter()
+                    .find(|m| m.is_leader())
+                    .map_or("no leader".to_string(), |m| format!("leader {}", m.name)),
+                Err(e) => format!("error: {e}"),
+            };
+            format!("{}: patroni {own}; cluster {view}", o.name)
+        })
+        .collect();
+    info!(
+        scope = %cluster.scope,
+        decision = d.kind(),
+        primary = d.primary().unwrap_or(""),
+        reason = %d.reason,
+        stale_primaries = ?d.stale_primaries,
+        evidence = ?evidence,
+        "decision"
+    );
+}
+
+fn log_apply(what: &str, arn: &str, targets: &[plan::Target], r: &Result<(), AwsError>) {
+    let targets: Vec<String> = targets.iter().map(ToString::to_string).collect();
+    match r {
+        Ok(()) => info!(target_group = arn, ?targets, "{what} applied"),
+        Err(e) => warn!(target_group = arn, ?targets, error = %e, "{what} failed"),
+    }
+}
+
+fn log_record(scope: &str, r: &RecordSet, res: &Result<(), AwsError>) {
+    match res {
+        Ok(()) => info!(scope, record = %describe_record(r), "upsert applied"),
+        Err(e) => warn!(scope, record = %describe_record(r), error = %e, "upsert failed"),
+    }
+}
