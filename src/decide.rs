@@ -397,3 +397,6 @@ fn best_standby(ev: &Evidence<'_>, primary: &str, stale: &[String]) -> Option<St
         })
         .map(|(m, _)| m.name.clone())
 }
+
+#[cfg(test)]
+mod tests;

@@ -12,3 +12,6 @@ pub mod patroni;
 pub mod plan;
 pub mod reconcile;
 pub mod report;
+
+#[cfg(test)]
+pub(crate) mod testkit;
