@@ -21,7 +21,11 @@ use crate::reconcile::Router;
 use crate::report::{Mode, Report};
 
 #[derive(Parser, Debug)]
-#[command(name = "patroni-router", version, about = "Route AWS NLB target groups and Route 53 records to the Patroni primary")]
+#[command(
+    name = "patroni-router",
+    version,
+    about = "Route AWS NLB target groups and Route 53 records to the Patroni primary"
+)]
 struct Cli {
     /// Log format on stderr (text on a terminal, json for log pipelines).
     #[arg(long, global = true, value_enum, default_value = "text")]
@@ -163,9 +167,8 @@ async fn watch(args: &RunArgs, interval: Duration) -> anyhow::Result<ExitCode> {
                 )
             })
             .collect();
-        let eventful = summary != last
-            || !report.ok
-            || report.clusters.iter().any(|c| !c.changes.is_empty());
+        let eventful =
+            summary != last || !report.ok || report.clusters.iter().any(|c| !c.changes.is_empty());
         if eventful {
             match args.output {
                 Output::Json => println!("{}", serde_json::to_string(&report)?),
@@ -181,5 +184,9 @@ async fn watch(args: &RunArgs, interval: Duration) -> anyhow::Result<ExitCode> {
         }
     }
     info!("watch stopped by signal");
-    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(2) })
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
 }

@@ -292,6 +292,7 @@ impl Config {
         }
         let mut scopes = HashSet::new();
         let mut arns = HashSet::new();
+        let mut records = HashSet::new();
         for (i, c) in self.clusters.iter().enumerate() {
             let at = format!("clusters[{i}]");
             if !scopes.insert(c.scope.as_str()) {
@@ -304,6 +305,18 @@ impl Config {
                 ));
             }
             validate_cluster(c, &at)?;
+            if let Some(d) = &c.dns
+                && !records.insert((d.zone_id().to_string(), d.normalized_name()))
+            {
+                return Err(invalid(
+                    format!("{at}.dns.record_name"),
+                    format!(
+                        "{} in zone {} is routed by two clusters: a record belongs to one cluster",
+                        d.record_name,
+                        d.zone_id()
+                    ),
+                ));
+            }
             for (j, tg) in c.all_target_groups().enumerate() {
                 if !arns.insert(tg.arn.as_str()) {
                     return Err(invalid(
@@ -346,17 +359,17 @@ fn validate_cluster(c: &ClusterConfig, at: &str) -> Result<(), ConfigError> {
         if !names.insert(n.name.as_str()) {
             return Err(invalid(
                 format!("{nat}.name"),
-                format!(
-                    "duplicate node {:?}: each member once per cluster",
-                    n.name
-                ),
+                format!("duplicate node {:?}: each member once per cluster", n.name),
             ));
         }
         validate_api_url(&n.api_url, &format!("{nat}.api_url"))?;
         if !urls.insert(n.api_url.trim_end_matches('/')) {
             return Err(invalid(
                 format!("{nat}.api_url"),
-                format!("{} is used by two nodes: each node has its own REST API", n.api_url),
+                format!(
+                    "{} is used by two nodes: each node has its own REST API",
+                    n.api_url
+                ),
             ));
         }
         if let Some(id) = &n.instance_id
@@ -455,13 +468,18 @@ fn validate_dns(d: &DnsConfig, c: &ClusterConfig, at: &str) -> Result<(), Config
     if zone.is_empty() || !zone.chars().all(|ch| ch.is_ascii_alphanumeric()) {
         return Err(invalid(
             format!("{at}.hosted_zone_id"),
-            format!("{:?} is not a hosted zone id (like \"Z0123456789ABC\")", d.hosted_zone_id),
+            format!(
+                "{:?} is not a hosted zone id (like \"Z0123456789ABC\")",
+                d.hosted_zone_id
+            ),
         ));
     }
     let name = d.record_name.trim_end_matches('.');
     if name.is_empty()
         || name.len() > 253
-        || name.split('.').any(|label| label.is_empty() || label.len() > 63)
+        || name
+            .split('.')
+            .any(|label| label.is_empty() || label.len() > 63)
     {
         return Err(invalid(
             format!("{at}.record_name"),
@@ -481,7 +499,8 @@ fn validate_dns(d: &DnsConfig, c: &ClusterConfig, at: &str) -> Result<(), Config
             ),
         ));
     }
-    if d.routing == DnsRouting::Failover && d.set_identifiers.primary == d.set_identifiers.secondary {
+    if d.routing == DnsRouting::Failover && d.set_identifiers.primary == d.set_identifiers.secondary
+    {
         return Err(invalid(
             format!("{at}.set_identifiers"),
             "primary and secondary must differ: Route 53 keys failover records by SetIdentifier",
@@ -490,7 +509,7 @@ fn validate_dns(d: &DnsConfig, c: &ClusterConfig, at: &str) -> Result<(), Config
     let v4 = c.nodes.iter().filter(|n| n.address.is_ipv4()).count();
     if v4 != 0 && v4 != c.nodes.len() {
         return Err(invalid(
-            format!("{at}"),
+            at,
             "nodes mix IPv4 and IPv6 addresses: one record type (A or AAAA) per cluster",
         ));
     }
@@ -542,7 +561,10 @@ mod tests {
     fn the_documented_example_parses() {
         let c = Config::from_json(GOOD, "test").expect("valid");
         assert_eq!(c.clusters[0].nodes.len(), 2);
-        assert_eq!(c.clusters[0].target_group.as_ref().map(|t| t.port), Some(5432));
+        assert_eq!(
+            c.clusters[0].target_group.as_ref().map(|t| t.port),
+            Some(5432)
+        );
         assert_eq!(c.patroni.request_timeout, Duration::from_secs(2));
     }
 
@@ -556,7 +578,10 @@ mod tests {
     #[test]
     fn duplicate_node_is_rejected() {
         let e = err_of(&with("\"name\": \"pg2\"", "\"name\": \"pg1\""));
-        assert!(e.contains("clusters[0].nodes[1].name") && e.contains("duplicate"), "{e}");
+        assert!(
+            e.contains("clusters[0].nodes[1].name") && e.contains("duplicate"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -565,7 +590,10 @@ mod tests {
             "arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/pg/0123456789abcdef",
             "arn:aws:elasticloadbalancing:eu-west-1:123456789012:loadbalancer/net/x/1",
         ));
-        assert!(e.contains("target_group.arn") && e.contains("targetgroup/NAME/ID"), "{e}");
+        assert!(
+            e.contains("target_group.arn") && e.contains("targetgroup/NAME/ID"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -607,7 +635,14 @@ mod tests {
 
     #[test]
     fn garbage_is_an_error_not_a_panic() {
-        for text in ["", "{", "[]", "null", "{\"clusters\": 3}", "{\"clusters\": []}"] {
+        for text in [
+            "",
+            "{",
+            "[]",
+            "null",
+            "{\"clusters\": 3}",
+            "{\"clusters\": []}",
+        ] {
             assert!(Config::from_json(text, "t").is_err(), "{text}");
         }
     }
@@ -625,8 +660,30 @@ mod tests {
     }
 
     #[test]
+    fn a_record_routed_by_two_clusters_is_rejected() {
+        let mut doc: serde_json::Value = serde_json::from_str(GOOD).expect("json");
+        let mut second = doc["clusters"][0].clone();
+        second["scope"] = "other".into();
+        second["target_group"]["arn"] =
+            "arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/pg2/0123".into();
+        second["dns"]["record_name"] = "DB.example.internal".into();
+        doc["clusters"].as_array_mut().expect("array").push(second);
+        let e = err_of(&doc.to_string());
+        assert!(
+            e.contains("clusters[1].dns.record_name") && e.contains("two clusters"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn record_names_normalize() {
-        assert_eq!(normalize_record_name("DB.Example.internal"), "db.example.internal.");
-        assert_eq!(normalize_record_name("db.example.internal."), "db.example.internal.");
+        assert_eq!(
+            normalize_record_name("DB.Example.internal"),
+            "db.example.internal."
+        );
+        assert_eq!(
+            normalize_record_name("db.example.internal."),
+            "db.example.internal."
+        );
     }
 }

@@ -142,7 +142,10 @@ pub fn decide(cluster: &ClusterConfig, observations: &[NodeObservation]) -> Deci
             break;
         }
         if let Some(l) = leaders.first() {
-            named.entry(l.name.clone()).or_default().push(o.name.clone());
+            named
+                .entry(l.name.clone())
+                .or_default()
+                .push(o.name.clone());
         }
     }
     if let Some(reason) = split {
@@ -188,9 +191,8 @@ pub fn decide(cluster: &ClusterConfig, observations: &[NodeObservation]) -> Deci
         return ev.finish(Verdict::NoPrimary, reason, vec![], None);
     }
     if let Some(why) = ev.misconfigured.get(&candidate) {
-        let reason = format!(
-            "the DCS leader {candidate} is misconfigured ({why}); routing unchanged"
-        );
+        let reason =
+            format!("the DCS leader {candidate} is misconfigured ({why}); routing unchanged");
         return ev.finish(Verdict::NoPrimary, reason, vec![], None);
     }
     let leader_member_role = ev
@@ -290,7 +292,10 @@ pub fn decide(cluster: &ClusterConfig, observations: &[NodeObservation]) -> Deci
     }
 
     let standby = best_standby(&ev, &candidate, &stale);
-    let by = named.get(&candidate).map(|v| v.join(", ")).unwrap_or_default();
+    let by = named
+        .get(&candidate)
+        .map(|v| v.join(", "))
+        .unwrap_or_default();
     let mut reason = format!(
         "{candidate} is the {leader_role} in /cluster (per {by}) and confirms {} {} on timeline {}",
         status.role,

@@ -65,11 +65,15 @@ pub fn classify(event: &Value) -> Result<Event, EventError> {
             }
         };
         if let Some(obj) = event.as_object()
-            && let Some(extra) = obj.keys().find(|k| !matches!(k.as_str(), "action" | "scope"))
+            && let Some(extra) = obj
+                .keys()
+                .find(|k| !matches!(k.as_str(), "action" | "scope"))
         {
             return Err(EventError::BadField {
                 field: "action",
-                message: format!("unknown key {extra:?}: a direct invoke takes only action and scope"),
+                message: format!(
+                    "unknown key {extra:?}: a direct invoke takes only action and scope"
+                ),
             });
         }
         return Ok(Event::Direct { mode, scope });
@@ -141,11 +145,17 @@ mod tests {
 
     #[test]
     fn bad_events_get_clear_errors() {
-        let e = classify(&json!({"action": "delete"})).unwrap_err().to_string();
+        let e = classify(&json!({"action": "delete"}))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("`action`") && e.contains("\"delete\""), "{e}");
-        let e = classify(&json!({"action": "plan", "scope": 3})).unwrap_err().to_string();
+        let e = classify(&json!({"action": "plan", "scope": 3}))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("`scope`"), "{e}");
-        let e = classify(&json!({"action": "plan", "scopes": "x"})).unwrap_err().to_string();
+        let e = classify(&json!({"action": "plan", "scopes": "x"}))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("scopes"), "{e}");
         assert_eq!(classify(&json!({"hello": 1})), Err(EventError::Unknown));
         assert_eq!(classify(&json!([1, 2])), Err(EventError::Unknown));

@@ -195,13 +195,20 @@ pub fn plan_target_group(
 }
 
 /// The records the decision calls for.
-fn desired_records(cluster: &ClusterConfig, dns: &DnsConfig, decision: &Decision) -> Option<Vec<RecordSet>> {
+fn desired_records(
+    cluster: &ClusterConfig,
+    dns: &DnsConfig,
+    decision: &Decision,
+) -> Option<Vec<RecordSet>> {
     let primary = cluster.node(decision.primary()?)?;
     let rtype = match primary.address {
         IpAddr::V4(_) => "A",
         IpAddr::V6(_) => "AAAA",
     };
-    let record = |addr: IpAddr, set_id: Option<&String>, failover: Option<&str>, hc: &Option<String>| RecordSet {
+    let record = |addr: IpAddr,
+                  set_id: Option<&String>,
+                  failover: Option<&str>,
+                  hc: &Option<String>| RecordSet {
         name: dns.normalized_name(),
         rtype: rtype.to_string(),
         set_identifier: set_id.cloned(),
@@ -276,7 +283,11 @@ pub fn plan_dns(
         plan.blocked = Some(format!(
             "{name} {rtype} already exists as a {} record{}: Route 53 cannot mix it with the \
              configured `{}` routing; delete it or change `dns.routing`/`set_identifiers`",
-            if c.set_identifier.is_some() { "routing-policy" } else { "simple" },
+            if c.set_identifier.is_some() {
+                "routing-policy"
+            } else {
+                "simple"
+            },
             c.set_identifier
                 .as_ref()
                 .map(|s| format!(" (SetIdentifier {s:?})"))

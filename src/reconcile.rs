@@ -14,9 +14,7 @@ use crate::config::{ClusterConfig, Config};
 use crate::decide::{Decision, decide};
 use crate::patroni::client::{ClientBuildError, PatroniClient};
 use crate::patroni::{Member, NodeObservation};
-use crate::plan::{
-    self, DnsPlan, RecordSet, TargetGroupPlan, TargetGroupState, target_id,
-};
+use crate::plan::{self, DnsPlan, RecordSet, TargetGroupPlan, TargetGroupState, target_id};
 use crate::report::{
     Action, ChangeReport, ChangeStatus, ClusterReport, Mode, NodeReport, Report, Routing, tg_name,
 };
@@ -68,8 +66,12 @@ impl Router {
         let clusters: Vec<&ClusterConfig> = match scope {
             None => self.config.clusters.iter().collect(),
             Some(s) => vec![self.config.cluster(s).ok_or_else(|| {
-                let known: Vec<&str> =
-                    self.config.clusters.iter().map(|c| c.scope.as_str()).collect();
+                let known: Vec<&str> = self
+                    .config
+                    .clusters
+                    .iter()
+                    .map(|c| c.scope.as_str())
+                    .collect();
                 ReconcileError::UnknownScope(s.to_string(), known.join(", "))
             })?],
         };
@@ -183,8 +185,16 @@ impl Router {
                 error,
             };
             if mode == Mode::Plan {
-                changes.extend(plan.register.iter().map(|t| mk(Action::Register, t, ChangeStatus::Planned, None)));
-                changes.extend(plan.deregister.iter().map(|t| mk(Action::Deregister, t, ChangeStatus::Planned, None)));
+                changes.extend(
+                    plan.register
+                        .iter()
+                        .map(|t| mk(Action::Register, t, ChangeStatus::Planned, None)),
+                );
+                changes.extend(
+                    plan.deregister
+                        .iter()
+                        .map(|t| mk(Action::Deregister, t, ChangeStatus::Planned, None)),
+                );
                 continue;
             }
             let mut register_failed = None;
@@ -192,7 +202,11 @@ impl Router {
                 let r = aws::elb::register(&self.aws, &plan.arn, &plan.register).await;
                 let (status, error) = outcome(&r);
                 log_apply("register", &plan.arn, &plan.register, &r);
-                changes.extend(plan.register.iter().map(|t| mk(Action::Register, t, status, error.clone())));
+                changes.extend(
+                    plan.register
+                        .iter()
+                        .map(|t| mk(Action::Register, t, status, error.clone())),
+                );
                 if let Err(e) = r {
                     p.errors.push(e.to_string());
                     register_failed = Some(e);
@@ -203,13 +217,24 @@ impl Router {
             }
             if register_failed.is_some() {
                 let why = "register failed; the old targets stay so the group is not emptied";
-                changes.extend(plan.deregister.iter().map(|t| mk(Action::Deregister, t, ChangeStatus::Skipped, Some(why.into()))));
+                changes.extend(plan.deregister.iter().map(|t| {
+                    mk(
+                        Action::Deregister,
+                        t,
+                        ChangeStatus::Skipped,
+                        Some(why.into()),
+                    )
+                }));
                 continue;
             }
             let r = aws::elb::deregister(&self.aws, &plan.arn, &plan.deregister).await;
             log_apply("deregister", &plan.arn, &plan.deregister, &r);
             let (status, error) = outcome(&r);
-            changes.extend(plan.deregister.iter().map(|t| mk(Action::Deregister, t, status, error.clone())));
+            changes.extend(
+                plan.deregister
+                    .iter()
+                    .map(|t| mk(Action::Deregister, t, status, error.clone())),
+            );
             if let Err(e) = r {
                 p.errors.push(e.to_string());
             }
@@ -255,9 +280,12 @@ impl Router {
                 }
                 warn!(zone = %zone, "batched Route 53 change failed; retrying cluster by cluster");
                 for &i in members {
-                    let Some(d) = prepared[i].0.dns_plan.as_ref() else { continue };
+                    let Some(d) = prepared[i].0.dns_plan.as_ref() else {
+                        continue;
+                    };
                     let comment = format!("patroni-router: {}", prepared[i].0.cluster.scope);
-                    outcomes[i] = Some(aws::route53::upsert(&self.aws, zone, &d.upserts, &comment).await);
+                    outcomes[i] =
+                        Some(aws::route53::upsert(&self.aws, zone, &d.upserts, &comment).await);
                 }
             }
         }
@@ -371,7 +399,10 @@ fn node_reports(
             let mut routed_by = Vec::new();
             for tg in &routing.target_groups {
                 if let Ok(id) = target_id(cluster, &n.name, &tg.target_type)
-                    && tg.targets.iter().any(|t| t.target.id == id && t.is_active())
+                    && tg
+                        .targets
+                        .iter()
+                        .any(|t| t.target.id == id && t.is_active())
                 {
                     routed_by.push(format!("tg:{}", tg_name(&tg.arn)));
                 }

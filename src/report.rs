@@ -184,7 +184,14 @@ impl Report {
                 c.decision.reason
             );
             let header = [
-                "Member", "Address", "Role", "State", "TL", "Lag", "Routed by", "Error",
+                "Member",
+                "Address",
+                "Role",
+                "State",
+                "TL",
+                "Lag",
+                "Routed by",
+                "Error",
             ];
             let rows: Vec<[String; 8]> = c
                 .nodes

@@ -24,7 +24,12 @@ pub struct AwsError {
 }
 
 impl AwsError {
-    pub fn new(operation: &'static str, resource: &str, code: Option<&str>, message: String) -> Self {
+    pub fn new(
+        operation: &'static str,
+        resource: &str,
+        code: Option<&str>,
+        message: String,
+    ) -> Self {
         let hint = match code {
             Some(c) if c.contains("AccessDenied") || c.contains("UnauthorizedOperation") => {
                 format!(" (grant the router's role {operation} on this resource)")

@@ -216,7 +216,8 @@ mod tests {
         assert_eq!(leader.replication.len(), 2);
         let replica = parse_patroni(&fixture("patroni-replica.json")).expect("replica");
         assert_eq!(replica.role, "replica");
-        let failsafe = parse_patroni(&fixture("patroni-leader-failsafe-dcs-down.json")).expect("fs");
+        let failsafe =
+            parse_patroni(&fixture("patroni-leader-failsafe-dcs-down.json")).expect("fs");
         assert!(failsafe.cluster_unlocked && failsafe.failsafe_mode_is_active);
     }
 
@@ -245,17 +246,25 @@ mod tests {
 
     #[test]
     fn wrong_types_name_the_field() {
-        let e = parse_patroni(br#"{"state":"running","role":7,"patroni":{"scope":"s","name":"n"}}"#)
-            .unwrap_err();
+        let e =
+            parse_patroni(br#"{"state":"running","role":7,"patroni":{"scope":"s","name":"n"}}"#)
+                .unwrap_err();
         assert!(e.to_string().contains("role"), "{e}");
-        let e = parse_cluster(br#"{"members":[{"name":"a","role":"leader","lag":true}]}"#)
-            .unwrap_err();
+        let e =
+            parse_cluster(br#"{"members":[{"name":"a","role":"leader","lag":true}]}"#).unwrap_err();
         assert!(e.to_string().contains("members[0].lag"), "{e}");
     }
 
     #[test]
     fn garbage_is_a_parse_error() {
-        for body in [&b""[..], b"{", b"<html>", b"[]", b"null", b"{\"members\": {}}"] {
+        for body in [
+            &b""[..],
+            b"{",
+            b"<html>",
+            b"[]",
+            b"null",
+            b"{\"members\": {}}",
+        ] {
             assert!(parse_cluster(body).is_err());
             assert!(parse_patroni(body).is_err());
         }

@@ -1,4 +1,6 @@
-use proptest::prelude::{Just, ProptestConfig, any, prop, prop_assert, prop_assert_eq, prop_oneof, proptest};
+use proptest::prelude::{
+    Just, ProptestConfig, any, prop, prop_assert, prop_assert_eq, prop_oneof, proptest,
+};
 use proptest::strategy::Strategy as PropStrategy;
 
 use super::*;
@@ -10,7 +12,10 @@ use crate::testkit::*;
 fn decision_for(primary: Option<&str>) -> Decision {
     Decision {
         verdict: match primary {
-            Some(p) => Verdict::Confirmed { primary: p.into(), timeline: Some(1) },
+            Some(p) => Verdict::Confirmed {
+                primary: p.into(),
+                timeline: Some(1),
+            },
             None => Verdict::NoPrimary,
         },
         reason: "test".into(),
@@ -28,7 +33,10 @@ fn tg_state(kind: TargetType, targets: &[(&str, u16, &str)]) -> TargetGroupState
         targets: targets
             .iter()
             .map(|(id, port, state)| RegisteredTarget {
-                target: Target { id: (*id).into(), port: *port },
+                target: Target {
+                    id: (*id).into(),
+                    port: *port,
+                },
                 state: (*state).into(),
             })
             .collect(),
@@ -36,7 +44,10 @@ fn tg_state(kind: TargetType, targets: &[(&str, u16, &str)]) -> TargetGroupState
 }
 
 fn t(id: &str) -> Target {
-    Target { id: id.into(), port: 5432 }
+    Target {
+        id: id.into(),
+        port: 5432,
+    }
 }
 
 fn tg_plan(primary: Option<&str>, state: &TargetGroupState) -> TargetGroupPlan {
@@ -47,7 +58,10 @@ fn tg_plan(primary: Option<&str>, state: &TargetGroupState) -> TargetGroupPlan {
 
 #[test]
 fn primary_only_moves_the_registration() {
-    let p = tg_plan(Some("pg2"), &tg_state(TargetType::Instance, &[("i-001", 5432, "healthy")]));
+    let p = tg_plan(
+        Some("pg2"),
+        &tg_state(TargetType::Instance, &[("i-001", 5432, "healthy")]),
+    );
     assert_eq!(p.register, vec![t("i-002")]);
     assert_eq!(p.deregister, vec![t("i-001")]);
     assert_eq!(p.blocked, None);
@@ -55,28 +69,47 @@ fn primary_only_moves_the_registration() {
 
 #[test]
 fn steady_state_is_a_noop() {
-    let p = tg_plan(Some("pg2"), &tg_state(TargetType::Instance, &[("i-002", 5432, "healthy")]));
+    let p = tg_plan(
+        Some("pg2"),
+        &tg_state(TargetType::Instance, &[("i-002", 5432, "healthy")]),
+    );
     assert!(p.is_noop(), "{p:?}");
 }
 
 #[test]
 fn without_a_primary_nothing_moves() {
-    let state = tg_state(TargetType::Instance, &[("i-001", 5432, "healthy"), ("i-003", 5432, "unhealthy")]);
+    let state = tg_state(
+        TargetType::Instance,
+        &[("i-001", 5432, "healthy"), ("i-003", 5432, "unhealthy")],
+    );
     let p = tg_plan(None, &state);
     assert!(p.is_noop() && p.blocked.is_none(), "{p:?}");
 }
 
 #[test]
 fn draining_targets_count_as_unregistered() {
-    let state = tg_state(TargetType::Instance, &[("i-002", 5432, "draining"), ("i-001", 5432, "draining")]);
+    let state = tg_state(
+        TargetType::Instance,
+        &[("i-002", 5432, "draining"), ("i-001", 5432, "draining")],
+    );
     let p = tg_plan(Some("pg2"), &state);
-    assert_eq!(p.register, vec![t("i-002")], "re-register a primary that was draining");
-    assert!(p.deregister.is_empty(), "never deregister what is already draining");
+    assert_eq!(
+        p.register,
+        vec![t("i-002")],
+        "re-register a primary that was draining"
+    );
+    assert!(
+        p.deregister.is_empty(),
+        "never deregister what is already draining"
+    );
 }
 
 #[test]
 fn unknown_targets_are_removed_in_primary_only() {
-    let state = tg_state(TargetType::Instance, &[("i-002", 5432, "healthy"), ("i-999", 5432, "healthy")]);
+    let state = tg_state(
+        TargetType::Instance,
+        &[("i-002", 5432, "healthy"), ("i-999", 5432, "healthy")],
+    );
     let p = tg_plan(Some("pg2"), &state);
     assert_eq!(p.deregister, vec![t("i-999")]);
     assert!(p.register.is_empty());
@@ -84,16 +117,28 @@ fn unknown_targets_are_removed_in_primary_only() {
 
 #[test]
 fn ip_groups_register_the_address() {
-    let p = tg_plan(Some("pg3"), &tg_state(TargetType::Ip, &[("10.0.1.10", 5432, "healthy")]));
+    let p = tg_plan(
+        Some("pg3"),
+        &tg_state(TargetType::Ip, &[("10.0.1.10", 5432, "healthy")]),
+    );
     assert_eq!(p.register, vec![t("10.0.1.12")]);
     assert_eq!(p.deregister, vec![t("10.0.1.10")]);
 }
 
 #[test]
 fn a_port_change_re_registers() {
-    let p = tg_plan(Some("pg2"), &tg_state(TargetType::Instance, &[("i-002", 6432, "healthy")]));
+    let p = tg_plan(
+        Some("pg2"),
+        &tg_state(TargetType::Instance, &[("i-002", 6432, "healthy")]),
+    );
     assert_eq!(p.register, vec![t("i-002")]);
-    assert_eq!(p.deregister, vec![Target { id: "i-002".into(), port: 6432 }]);
+    assert_eq!(
+        p.deregister,
+        vec![Target {
+            id: "i-002".into(),
+            port: 6432
+        }]
+    );
 }
 
 #[test]
@@ -104,14 +149,25 @@ fn a_node_without_instance_id_blocks_the_group_and_touches_nothing() {
     let state = tg_state(TargetType::Instance, &[("i-001", 5432, "healthy")]);
     let p = plan_target_group(&c, &tg, &decision_for(Some("pg2")), &state);
     assert!(p.is_noop());
-    assert!(p.blocked.as_deref().is_some_and(|b| b.contains("instance_id")), "{p:?}");
+    assert!(
+        p.blocked
+            .as_deref()
+            .is_some_and(|b| b.contains("instance_id")),
+        "{p:?}"
+    );
 }
 
 #[test]
 fn unsupported_target_types_are_blocked() {
-    let p = tg_plan(Some("pg2"), &tg_state(TargetType::Unsupported("lambda".into()), &[]));
+    let p = tg_plan(
+        Some("pg2"),
+        &tg_state(TargetType::Unsupported("lambda".into()), &[]),
+    );
     assert!(p.is_noop());
-    assert!(p.blocked.as_deref().is_some_and(|b| b.contains("lambda")), "{p:?}");
+    assert!(
+        p.blocked.as_deref().is_some_and(|b| b.contains("lambda")),
+        "{p:?}"
+    );
 }
 
 #[test]
@@ -119,14 +175,22 @@ fn members_strategy_keeps_every_configured_node_whatever_the_decision() {
     let c = cluster(3);
     let mut tg = c.target_group.clone().expect("tg");
     tg.strategy = TgStrategy::Members;
-    let state = tg_state(TargetType::Instance, &[("i-001", 5432, "healthy"), ("i-999", 5432, "unhealthy")]);
+    let state = tg_state(
+        TargetType::Instance,
+        &[("i-001", 5432, "healthy"), ("i-999", 5432, "unhealthy")],
+    );
     let p = plan_target_group(&c, &tg, &decision_for(None), &state);
     assert_eq!(p.register, vec![t("i-002"), t("i-003")]);
     assert_eq!(p.deregister, vec![t("i-999")]);
     let mut d = decision_for(Some("pg1"));
-    d.misconfigured.insert("pg3".into(), "answers as another scope".into());
+    d.misconfigured
+        .insert("pg3".into(), "answers as another scope".into());
     let p = plan_target_group(&c, &tg, &d, &state);
-    assert_eq!(p.register, vec![t("i-002")], "a misconfigured node is never registered");
+    assert_eq!(
+        p.register,
+        vec![t("i-002")],
+        "a misconfigured node is never registered"
+    );
 }
 
 fn record(name: &str, rtype: &str, value: &str, ttl: i64) -> RecordSet {
@@ -143,7 +207,10 @@ fn record(name: &str, rtype: &str, value: &str, ttl: i64) -> RecordSet {
 }
 
 fn dns_state(records: Vec<RecordSet>) -> DnsState {
-    DnsState { zone_id: "Z0123".into(), records }
+    DnsState {
+        zone_id: "Z0123".into(),
+        records,
+    }
 }
 
 const NAME: &str = "db.example.internal.";
@@ -157,23 +224,39 @@ fn simple_record_is_created_then_left_alone() {
     let c = cluster(3);
     let p = dns_plan_for(&c, &decision_for(Some("pg2")), vec![]);
     assert_eq!(p.upserts, vec![record(NAME, "A", "10.0.1.11", 10)]);
-    let p = dns_plan_for(&c, &decision_for(Some("pg2")), vec![record(NAME, "A", "10.0.1.11", 10)]);
+    let p = dns_plan_for(
+        &c,
+        &decision_for(Some("pg2")),
+        vec![record(NAME, "A", "10.0.1.11", 10)],
+    );
     assert!(p.upserts.is_empty() && p.blocked.is_none(), "{p:?}");
 }
 
 #[test]
 fn simple_record_follows_the_primary_and_the_ttl() {
     let c = cluster(3);
-    let p = dns_plan_for(&c, &decision_for(Some("pg2")), vec![record(NAME, "A", "10.0.1.10", 10)]);
+    let p = dns_plan_for(
+        &c,
+        &decision_for(Some("pg2")),
+        vec![record(NAME, "A", "10.0.1.10", 10)],
+    );
     assert_eq!(p.upserts, vec![record(NAME, "A", "10.0.1.11", 10)]);
-    let p = dns_plan_for(&c, &decision_for(Some("pg2")), vec![record(NAME, "A", "10.0.1.11", 300)]);
+    let p = dns_plan_for(
+        &c,
+        &decision_for(Some("pg2")),
+        vec![record(NAME, "A", "10.0.1.11", 300)],
+    );
     assert_eq!(p.upserts.len(), 1);
 }
 
 #[test]
 fn without_a_primary_the_record_stays() {
     let c = cluster(3);
-    let p = dns_plan_for(&c, &decision_for(None), vec![record(NAME, "A", "10.0.1.10", 10)]);
+    let p = dns_plan_for(
+        &c,
+        &decision_for(None),
+        vec![record(NAME, "A", "10.0.1.10", 10)],
+    );
     assert!(p.upserts.is_empty() && p.blocked.is_none());
 }
 
@@ -181,7 +264,11 @@ fn without_a_primary_the_record_stays() {
 fn conflicting_records_block_instead_of_failing_midway() {
     let c = cluster(3);
     let d = decision_for(Some("pg1"));
-    let p = dns_plan_for(&c, &d, vec![record(NAME, "CNAME", "elsewhere.example.", 10)]);
+    let p = dns_plan_for(
+        &c,
+        &d,
+        vec![record(NAME, "CNAME", "elsewhere.example.", 10)],
+    );
     assert!(p.upserts.is_empty() && p.blocked.as_deref().is_some_and(|b| b.contains("CNAME")));
     let mut weighted = record(NAME, "A", "10.0.1.10", 10);
     weighted.set_identifier = Some("w1".into());
@@ -232,14 +319,31 @@ fn failover_records_point_primary_and_standby() {
 #[test]
 fn failover_routing_refuses_a_simple_record_in_place() {
     let c = failover_cluster();
-    let p = dns_plan_for(&c, &decision_for(Some("pg1")), vec![record(NAME, "A", "10.0.1.10", 10)]);
+    let p = dns_plan_for(
+        &c,
+        &decision_for(Some("pg1")),
+        vec![record(NAME, "A", "10.0.1.10", 10)],
+    );
     assert!(p.upserts.is_empty() && p.blocked.is_some(), "{p:?}");
 }
 
 // ---- properties over decide + plan -------------------------------------------------------
 
-const ROLES: &[&str] = &["primary", "master", "replica", "standby_leader", "demoted", "uninitialized"];
-const MEMBER_ROLES: &[&str] = &["leader", "replica", "sync_standby", "standby_leader", "master"];
+const ROLES: &[&str] = &[
+    "primary",
+    "master",
+    "replica",
+    "standby_leader",
+    "demoted",
+    "uninitialized",
+];
+const MEMBER_ROLES: &[&str] = &[
+    "leader",
+    "replica",
+    "sync_standby",
+    "standby_leader",
+    "master",
+];
 const NAMES: &[&str] = &["pg1", "pg2", "pg3", "pg4", "ghost"];
 
 fn arb_poll_error() -> impl PropStrategy<Value = PollError> {
@@ -282,7 +386,14 @@ fn arb_view() -> impl PropStrategy<Value = crate::patroni::ClusterView> {
         scope: Some("pgha".into()),
         members: ms
             .into_iter()
-            .map(|(n, r, lag)| member(n, r, "streaming", Some(lag.map_or(Lag::Unknown, Lag::Bytes))))
+            .map(|(n, r, lag)| {
+                member(
+                    n,
+                    r,
+                    "streaming",
+                    Some(lag.map_or(Lag::Unknown, Lag::Bytes)),
+                )
+            })
             .collect(),
     })
 }
@@ -313,10 +424,14 @@ fn arb_targets() -> impl PropStrategy<Value = Vec<(String, u16, String)>> {
 /// What AWS holds after a plan is applied (register, then deregister).
 fn apply(state: &TargetGroupState, plan: &TargetGroupPlan) -> TargetGroupState {
     let mut next = state.clone();
-    next.targets.retain(|t| !(t.is_active() && plan.deregister.contains(&t.target)));
+    next.targets
+        .retain(|t| !(t.is_active() && plan.deregister.contains(&t.target)));
     for r in &plan.register {
         next.targets.retain(|t| &t.target != r);
-        next.targets.push(RegisteredTarget { target: r.clone(), state: "initial".into() });
+        next.targets.push(RegisteredTarget {
+            target: r.clone(),
+            state: "initial".into(),
+        });
     }
     next
 }

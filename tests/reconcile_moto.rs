@@ -1,0 +1,353 @@
+//! The core slice end to end on real AWS SDK calls against moto, with fake Patroni nodes:
+//! what moto holds after each reconcile is the assertion.
+
+mod common;
+
+use common::fake_patroni::{FakeCluster, Reply, cluster_json, patroni_json};
+use common::*;
+use patroni_router::aws::AwsClients;
+use patroni_router::reconcile::Router;
+use patroni_router::report::{ChangeStatus, Mode, Report};
+use serde_json::json;
+
+struct Setup {
+    aws: AwsClients,
+    net: Network,
+    fake: FakeCluster,
+    tg: String,
+    zone: String,
+    record: String,
+    router: Router,
+}
+
+impl Setup {
+    async fn new(ip: bool, strategy: &str, routing: &str) -> Setup {
+        let aws = aws().await;
+        let net = network(3).await;
+        let fake = FakeCluster::start("pgha", &["pg1", "pg2", "pg3"]).await;
+        let tg = create_target_group(&aws, &net.vpc_id, ip).await;
+        let (zone, zone_name) = create_zone(&aws, &net.vpc_id).await;
+        let record = format!("db.{zone_name}");
+        let config = config_json(&fake, &net, &tg, &zone, &record, strategy, routing);
+        let router = router(&config).await;
+        Setup {
+            aws,
+            net,
+            fake,
+            tg,
+            zone,
+            record,
+            router,
+        }
+    }
+
+    fn instance(&self, i: usize) -> String {
+        format!("{}:5432", self.net.instances[i].0)
+    }
+
+    fn ip(&self, i: usize) -> String {
+        self.net.instances[i].1.clone()
+    }
+
+    async fn reconcile(&self) -> Report {
+        self.router.run(Mode::Reconcile, None).await.expect("run")
+    }
+
+    async fn targets(&self) -> Vec<String> {
+        registered(&self.aws, &self.tg).await
+    }
+
+    async fn a_record(&self) -> Vec<String> {
+        let recs = records(&self.aws, &self.zone, &self.record).await;
+        assert!(recs.len() <= 1, "one simple record expected: {recs:?}");
+        recs.into_iter().next().map(|r| r.3).unwrap_or_default()
+    }
+}
+
+fn config_json(
+    fake: &FakeCluster,
+    net: &Network,
+    tg: &str,
+    zone: &str,
+    record: &str,
+    strategy: &str,
+    routing: &str,
+) -> String {
+    let nodes: Vec<_> = fake
+        .nodes
+        .iter()
+        .zip(&net.instances)
+        .map(|(n, (id, ip))| json!({"name": n.name, "api_url": n.url, "address": ip, "instance_id": id}))
+        .collect();
+    json!({
+        "patroni": {"request_timeout": "500ms", "poll_deadline": "2s"},
+        "clusters": [{
+            "scope": fake.scope,
+            "nodes": nodes,
+            "target_group": {"arn": tg, "port": 5432, "strategy": strategy},
+            "dns": {"hosted_zone_id": zone, "record_name": record, "ttl": 10, "routing": routing}
+        }]
+    })
+    .to_string()
+}
+
+fn writes(r: &Report) -> usize {
+    r.clusters.iter().map(|c| c.writes()).sum()
+}
+
+#[tokio::test]
+async fn routes_to_the_leader_then_makes_zero_writes_in_steady_state() {
+    let s = Setup::new(false, "primary-only", "simple").await;
+    s.fake.set_leader("pg1", 1);
+
+    let r = s.reconcile().await;
+    assert!(r.ok, "{}", r.to_text());
+    assert_eq!(r.clusters[0].decision.primary(), Some("pg1"));
+    assert_eq!(s.targets().await, vec![s.instance(0)]);
+    assert_eq!(s.a_record().await, vec![s.ip(0)]);
+
+    let again = s.reconcile().await;
+    assert!(again.ok, "{}", again.to_text());
+    assert_eq!(
+        writes(&again),
+        0,
+        "steady state must make no write: {}",
+        again.to_text()
+    );
+    assert!(again.clusters[0].changes.is_empty());
+}
+
+#[tokio::test]
+async fn follows_a_leader_change_registering_before_deregistering() {
+    let s = Setup::new(false, "primary-only", "simple").await;
+    s.fake.set_leader("pg1", 1);
+    s.reconcile().await;
+
+    s.fake.set_leader("pg2", 2);
+    let r = s.reconcile().await;
+    assert!(r.ok, "{}", r.to_text());
+    assert_eq!(s.targets().await, vec![s.instance(1)]);
+    assert_eq!(s.a_record().await, vec![s.ip(1)]);
+    let actions: Vec<String> = r.clusters[0]
+        .changes
+        .iter()
+        .map(|c| format!("{:?} {}", c.action, c.node.as_deref().unwrap_or("?")))
+        .collect();
+    assert_eq!(
+        actions,
+        vec!["Register pg2", "Deregister pg1", "Upsert pg2"]
+    );
+    assert!(
+        r.clusters[0]
+            .changes
+            .iter()
+            .all(|c| c.status == ChangeStatus::Applied)
+    );
+    assert_eq!(writes(&s.reconcile().await), 0);
+}
+
+#[tokio::test]
+async fn all_nodes_unreachable_changes_nothing() {
+    let s = Setup::new(false, "primary-only", "simple").await;
+    s.fake.set_leader("pg1", 1);
+    s.reconcile().await;
+
+    for n in &s.fake.nodes {
+        n.fail(Reply::Close);
+    }
+    let r = s.reconcile().await;
+    assert_eq!(r.clusters[0].decision.kind(), "no_primary");
+    assert!(r.clusters[0].changes.is_empty(), "{}", r.to_text());
+    assert_eq!(
+        s.targets().await,
+        vec![s.instance(0)],
+        "fail-static: routing kept"
+    );
+    assert_eq!(s.a_record().await, vec![s.ip(0)]);
+}
+
+#[tokio::test]
+async fn disagreeing_cluster_views_change_nothing() {
+    let s = Setup::new(false, "primary-only", "simple").await;
+    s.fake.set_leader("pg1", 1);
+    s.reconcile().await;
+
+    let names = ["pg1", "pg2", "pg3"];
+    s.fake.node("pg2").set(
+        "/cluster",
+        Reply::Json(200, cluster_json("pgha", Some("pg2"), &names, 2)),
+    );
+    s.fake.node("pg2").set(
+        "/patroni",
+        Reply::Json(200, patroni_json("pgha", "pg2", "primary", "running", 2)),
+    );
+    let r = s.reconcile().await;
+    assert_eq!(
+        r.clusters[0].decision.kind(),
+        "ambiguous",
+        "{}",
+        r.to_text()
+    );
+    assert!(r.clusters[0].changes.is_empty());
+    assert_eq!(s.targets().await, vec![s.instance(0)]);
+    assert_eq!(s.a_record().await, vec![s.ip(0)]);
+}
+
+#[tokio::test]
+async fn ip_target_group_and_failover_records() {
+    let s = Setup::new(true, "primary-only", "failover").await;
+    s.fake.set_leader("pg3", 1);
+    let r = s.reconcile().await;
+    assert!(r.ok, "{}", r.to_text());
+    assert_eq!(s.targets().await, vec![format!("{}:5432", s.ip(2))]);
+    let recs = records(&s.aws, &s.zone, &s.record).await;
+    let by_role: Vec<(Option<String>, Vec<String>)> =
+        recs.iter().map(|r| (r.2.clone(), r.3.clone())).collect();
+    assert_eq!(
+        by_role,
+        vec![
+            (Some("PRIMARY".into()), vec![s.ip(2)]),
+            (Some("SECONDARY".into()), vec![s.ip(0)]),
+        ]
+    );
+    assert_eq!(writes(&s.reconcile().await), 0);
+}
+
+#[tokio::test]
+async fn members_strategy_keeps_every_node_registered() {
+    let s = Setup::new(false, "members", "simple").await;
+    // Even with Patroni unreachable, membership is config-driven.
+    for n in &s.fake.nodes {
+        n.fail(Reply::Close);
+    }
+    let r = s.reconcile().await;
+    assert!(r.ok, "{}", r.to_text());
+    let mut want = vec![s.instance(0), s.instance(1), s.instance(2)];
+    want.sort();
+    assert_eq!(s.targets().await, want);
+    assert_eq!(
+        s.a_record().await,
+        Vec::<String>::new(),
+        "no record without a confirmed primary"
+    );
+
+    s.fake.set_leader("pg2", 1);
+    let r = s.reconcile().await;
+    assert_eq!(s.targets().await, want);
+    assert_eq!(s.a_record().await, vec![s.ip(1)]);
+    assert_eq!(writes(&r), 1, "only the record: {}", r.to_text());
+}
+
+#[tokio::test]
+async fn plan_mode_reports_and_changes_nothing() {
+    let s = Setup::new(false, "primary-only", "simple").await;
+    s.fake.set_leader("pg2", 1);
+    let r = s.router.run(Mode::Plan, None).await.expect("plan");
+    let c = &r.clusters[0];
+    assert_eq!(c.changes.len(), 2, "{}", r.to_text());
+    assert!(c.changes.iter().all(|c| c.status == ChangeStatus::Planned));
+    assert!(s.targets().await.is_empty());
+    assert!(s.a_record().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_node_of_another_scope_is_never_routed_to() {
+    let s = Setup::new(false, "primary-only", "simple").await;
+    s.fake.set_leader("pg1", 1);
+    s.fake.node("pg1").set(
+        "/patroni",
+        Reply::Json(200, patroni_json("other", "pg1", "primary", "running", 1)),
+    );
+    let r = s.reconcile().await;
+    assert_eq!(
+        r.clusters[0].decision.kind(),
+        "no_primary",
+        "{}",
+        r.to_text()
+    );
+    assert!(s.targets().await.is_empty());
+}
+
+#[tokio::test]
+async fn clusters_are_independent_and_records_in_one_zone_all_land() {
+    let aws = aws().await;
+    let net = network(3).await;
+    let (zone, zone_name) = create_zone(&aws, &net.vpc_id).await;
+    let a = FakeCluster::start("alpha", &["a1", "a2"]).await;
+    let b = FakeCluster::start("beta", &["b1", "b2"]).await;
+    a.set_leader("a2", 1);
+    b.set_leader("b1", 1);
+    let tg_a = create_target_group(&aws, &net.vpc_id, false).await;
+    // beta's target group does not exist: beta fails, alpha must still be routed.
+    let tg_b = tg_a.replace("targetgroup/", "targetgroup/missing-");
+    let nodes = |f: &FakeCluster, off: usize| -> Vec<serde_json::Value> {
+        f.nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                json!({"name": n.name, "api_url": n.url, "address": net.instances[off + i].1,
+                                 "instance_id": net.instances[off + i].0})
+            })
+            .collect()
+    };
+    let config = json!({"clusters": [
+        {"scope": "alpha", "nodes": nodes(&a, 0), "target_group": {"arn": tg_a, "port": 5432},
+         "dns": {"hosted_zone_id": zone, "record_name": format!("alpha.{zone_name}")}},
+        {"scope": "beta", "nodes": nodes(&b, 1), "target_group": {"arn": tg_b, "port": 5432},
+         "dns": {"hosted_zone_id": zone, "record_name": format!("beta.{zone_name}")}}
+    ]})
+    .to_string();
+    let router = router(&config).await;
+    let r = router.run(Mode::Reconcile, None).await.expect("run");
+    assert!(!r.ok);
+    let alpha = &r.clusters[0];
+    let beta = &r.clusters[1];
+    assert!(alpha.errors.is_empty(), "{}", r.to_text());
+    assert_eq!(
+        registered(&aws, &tg_a).await,
+        vec![format!("{}:5432", net.instances[1].0)]
+    );
+    assert!(
+        beta.errors.iter().any(|e| e.contains("missing-")),
+        "the error names the resource: {:?}",
+        beta.errors
+    );
+    // beta's DNS does not depend on its target group: both records landed, in one batch.
+    let ra = records(&aws, &zone, &format!("alpha.{zone_name}")).await;
+    let rb = records(&aws, &zone, &format!("beta.{zone_name}")).await;
+    assert_eq!(ra[0].3, vec![net.instances[1].1.clone()]);
+    assert_eq!(rb[0].3, vec![net.instances[1].1.clone()]);
+
+    let r = router
+        .run(Mode::Reconcile, Some("alpha"))
+        .await
+        .expect("scoped run");
+    assert_eq!(r.clusters.len(), 1);
+    assert_eq!(writes(&r), 0);
+    assert!(router.run(Mode::Reconcile, Some("gamma")).await.is_err());
+}
+
+#[tokio::test]
+async fn a_missing_hosted_zone_is_reported_with_its_id() {
+    let s = Setup::new(false, "primary-only", "simple").await;
+    s.fake.set_leader("pg1", 1);
+    let config = config_json(
+        &s.fake,
+        &s.net,
+        &s.tg,
+        "ZNOSUCHZONE1",
+        &s.record,
+        "primary-only",
+        "simple",
+    );
+    let r = router(&config)
+        .await
+        .run(Mode::Reconcile, None)
+        .await
+        .expect("run");
+    assert!(!r.ok);
+    let errors = r.clusters[0].errors.join("\n");
+    assert!(errors.contains("ZNOSUCHZONE1"), "{errors}");
+    // The target group is still routed.
+    assert_eq!(s.targets().await, vec![s.instance(0)]);
+}
