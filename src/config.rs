@@ -48,6 +48,43 @@ pub struct Config {
     /// How Patroni is polled; defaults suit a Lambda in the same VPC.
     #[serde(default)]
     pub patroni: PatroniSettings,
+    /// How a webhook (Patroni callback) is handled.
+    #[serde(default)]
+    pub webhook: WebhookSettings,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSettings {
+    /// After a callback, poll Patroni until a primary is confirmed, at most this long.
+    #[serde(default = "default_confirm_timeout", with = "humantime_serde")]
+    pub confirm_timeout: Duration,
+    /// Pause between those polls.
+    #[serde(default = "default_confirm_interval", with = "humantime_serde")]
+    pub confirm_interval: Duration,
+    /// Accepted clock difference for a notification's timestamp (and the replay window).
+    #[serde(default = "default_max_clock_skew", with = "humantime_serde")]
+    pub max_clock_skew: Duration,
+}
+
+fn default_confirm_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_confirm_interval() -> Duration {
+    Duration::from_millis(250)
+}
+fn default_max_clock_skew() -> Duration {
+    Duration::from_secs(300)
+}
+
+impl Default for WebhookSettings {
+    fn default() -> Self {
+        WebhookSettings {
+            confirm_timeout: default_confirm_timeout(),
+            confirm_interval: default_confirm_interval(),
+            max_clock_skew: default_max_clock_skew(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -238,7 +275,7 @@ impl Config {
             let field = e.path().to_string();
             ConfigError::Parse {
                 origin: origin.to_string(),
-                field: if field == "." {
+                field: if field == "." || field == "?" {
                     "(document)".into()
                 } else {
                     field
@@ -288,6 +325,13 @@ impl Config {
             return Err(invalid(
                 "patroni",
                 "request_timeout and poll_deadline must be positive durations like \"2s\"",
+            ));
+        }
+        let w = &self.webhook;
+        if w.confirm_interval.is_zero() || w.max_clock_skew.is_zero() {
+            return Err(invalid(
+                "webhook",
+                "confirm_interval and max_clock_skew must be positive durations like \"250ms\"",
             ));
         }
         let mut scopes = HashSet::new();

@@ -3,15 +3,17 @@
 
 use std::sync::Arc;
 
+use base64::Engine as _;
 use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::{Value, json};
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 use crate::aws::AwsClients;
 use crate::config::Config;
 use crate::logging::{self, LogFormat};
 use crate::reconcile::Router;
 use crate::report::Mode;
+use crate::webhook::{self, Auth, Rejection, Verifier};
 
 /// What an invocation asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,13 +22,15 @@ pub enum Event {
     Scheduled,
     /// `{"action": "plan"|"reconcile", "scope": "pgha"}` (scope optional).
     Direct { mode: Mode, scope: Option<String> },
+    /// A Lambda function URL (or API Gateway HTTP API v2) request: the Patroni callback webhook.
+    Http(webhook::Request),
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum EventError {
     #[error(
-        "unrecognised event: expected an EventBridge scheduled event, or a direct invoke \
-         {{\"action\": \"plan\"|\"reconcile\", \"scope\": \"NAME\"}}"
+        "unrecognised event: expected an EventBridge scheduled event, a function URL request \
+         (the webhook), or a direct invoke {{\"action\": \"plan\"|\"reconcile\", \"scope\": \"NAME\"}}"
     )]
     Unknown,
     #[error("direct invoke: `{field}`: {message}")]
@@ -38,6 +42,12 @@ pub enum EventError {
 
 /// Pure: decide what kind of event this is.
 pub fn classify(event: &Value) -> Result<Event, EventError> {
+    if let Some(method) = event
+        .pointer("/requestContext/http/method")
+        .and_then(Value::as_str)
+    {
+        return Ok(Event::Http(http_request(event, method)));
+    }
     if event.get("source").and_then(Value::as_str) == Some("aws.events")
         || event.get("detail-type").and_then(Value::as_str) == Some("Scheduled Event")
     {
@@ -81,13 +91,90 @@ pub fn classify(event: &Value) -> Result<Event, EventError> {
     Err(EventError::Unknown)
 }
 
-/// Handle one invocation. Errors here become the invocation's error (and the caller's message).
-pub async fn handle(router: &Router, event: Value) -> Result<Value, lambda_runtime::Error> {
-    let (mode, scope) = match classify(&event)? {
-        Event::Scheduled => (Mode::Reconcile, None),
-        Event::Direct { mode, scope } => (mode, scope),
+/// The function URL event as a plain request. A body flagged base64 that does not decode is
+/// kept as is: verification then fails with 401, as for any tampered body.
+fn http_request(event: &Value, method: &str) -> webhook::Request {
+    let headers = event
+        .get("headers")
+        .and_then(Value::as_object)
+        .map(|h| {
+            h.iter()
+                .filter_map(|(k, v)| Some((k.to_ascii_lowercase(), v.as_str()?.to_string())))
+                .collect()
+        })
+        .unwrap_or_default();
+    let raw = event.get("body").and_then(Value::as_str).unwrap_or("");
+    let body = if event.get("isBase64Encoded").and_then(Value::as_bool) == Some(true) {
+        base64::engine::general_purpose::STANDARD
+            .decode(raw)
+            .unwrap_or_else(|_| raw.as_bytes().to_vec())
+    } else {
+        raw.as_bytes().to_vec()
     };
-    let report = router.run(mode, scope.as_deref()).await?;
+    let iam_caller = event
+        .pointer("/requestContext/authorizer/iam/userArn")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    webhook::Request {
+        method: method.to_string(),
+        headers,
+        body,
+        iam_caller,
+    }
+}
+
+/// The function URL response shape.
+pub fn http_response(status: u16, body: &Value) -> Value {
+    json!({
+        "statusCode": status,
+        "headers": {"content-type": "application/json"},
+        "body": body.to_string(),
+    })
+}
+
+/// The router and what a webhook needs, built once per cold start.
+pub struct App {
+    pub router: Router,
+    pub verifier: Verifier,
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// A webhook: verify (401/400/413/415 with no Patroni or AWS call), then wait for Patroni to
+/// confirm a primary and reconcile that one cluster; answer with the report.
+pub async fn handle_webhook(app: &App, req: &webhook::Request) -> Value {
+    let n = match app.verifier.verify(req, unix_now()) {
+        Ok(n) => n,
+        Err(rejection) => {
+            warn!(status = rejection.status(), reason = %rejection, "webhook rejected");
+            return http_response(rejection.status(), &json!({"error": rejection.to_string()}));
+        }
+    };
+    if app.router.config().cluster(&n.scope).is_none() {
+        let r = Rejection::UnknownScope(n.scope.clone());
+        warn!(status = r.status(), reason = %r, "webhook rejected");
+        return http_response(r.status(), &json!({"error": r.to_string()}));
+    }
+    info!(scope = %n.scope, action = %n.action, role = %n.role, node = %n.node, "webhook accepted");
+    match app
+        .router
+        .run_after_callback(&n.scope, n.claimed_leader())
+        .await
+    {
+        Ok(report) => {
+            log_outcome(&report);
+            http_response(200, &serde_json::to_value(&report).unwrap_or_default())
+        }
+        Err(e) => http_response(500, &json!({"error": e.to_string()})),
+    }
+}
+
+fn log_outcome(report: &crate::report::Report) {
     if report.ok {
         info!(
             clusters = report.clusters.len(),
@@ -98,6 +185,17 @@ pub async fn handle(router: &Router, event: Value) -> Result<Value, lambda_runti
         let errors: Vec<&String> = report.clusters.iter().flat_map(|c| &c.errors).collect();
         error!(?errors, "run finished with errors");
     }
+}
+
+/// Handle one invocation. Errors here become the invocation's error (and the caller's message).
+pub async fn handle(app: &App, event: Value) -> Result<Value, lambda_runtime::Error> {
+    let (mode, scope) = match classify(&event)? {
+        Event::Scheduled => (Mode::Reconcile, None),
+        Event::Direct { mode, scope } => (mode, scope),
+        Event::Http(req) => return Ok(handle_webhook(app, &req).await),
+    };
+    let report = app.router.run(mode, scope.as_deref()).await?;
+    log_outcome(&report);
     Ok(serde_json::to_value(&report).unwrap_or_else(|e| json!({"error": e.to_string()})))
 }
 
@@ -105,11 +203,19 @@ pub async fn handle(router: &Router, event: Value) -> Result<Value, lambda_runti
 pub async fn run() -> Result<(), lambda_runtime::Error> {
     logging::init(LogFormat::Json, "info");
     let config = Config::from_env().inspect_err(|e| error!(error = %e, "bad configuration"))?;
+    let auth = Auth::from_env().inspect_err(|e| error!(error = %e, "bad webhook auth"))?;
+    if matches!(auth, Auth::Disabled) {
+        warn!("no webhook auth configured: webhook requests will get 401");
+    }
+    let verifier = Verifier::new(auth, config.webhook.max_clock_skew);
     let aws = AwsClients::from_env().await;
-    let router = Arc::new(Router::new(config, aws)?);
+    let app = Arc::new(App {
+        router: Router::new(config, aws)?,
+        verifier,
+    });
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
-        let router = Arc::clone(&router);
-        async move { handle(&router, event.payload).await }
+        let app = Arc::clone(&app);
+        async move { handle(&app, event.payload).await }
     }))
     .await
 }
@@ -141,6 +247,24 @@ mod tests {
                 scope: None
             })
         );
+    }
+
+    #[test]
+    fn function_url_requests_are_recognised() {
+        let ev = json!({"version": "2.0", "rawPath": "/", "headers": {"Content-Type": "application/json"},
+                        "requestContext": {"http": {"method": "POST"},
+                                           "authorizer": {"iam": {"userArn": "arn:aws:iam::1:role/x"}}},
+                        "body": "eyJhIjoxfQ==", "isBase64Encoded": true});
+        let Ok(Event::Http(req)) = classify(&ev) else {
+            panic!("not classified as http")
+        };
+        assert_eq!(req.method, "POST");
+        assert_eq!(req.body, b"{\"a\":1}");
+        assert_eq!(
+            req.headers.get("content-type").map(String::as_str),
+            Some("application/json")
+        );
+        assert_eq!(req.iam_caller.as_deref(), Some("arn:aws:iam::1:role/x"));
     }
 
     #[test]

@@ -8,10 +8,12 @@ pub mod config;
 pub mod decide;
 pub mod lambda;
 pub mod logging;
+pub mod notify;
 pub mod patroni;
 pub mod plan;
 pub mod reconcile;
 pub mod report;
+pub mod webhook;
 
 #[cfg(test)]
 pub(crate) mod testkit;

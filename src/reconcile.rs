@@ -60,20 +60,24 @@ impl Router {
         &self.config
     }
 
+    fn cluster(&self, scope: &str) -> Result<&ClusterConfig, ReconcileError> {
+        self.config.cluster(scope).ok_or_else(|| {
+            let known: Vec<&str> = self
+                .config
+                .clusters
+                .iter()
+                .map(|c| c.scope.as_str())
+                .collect();
+            ReconcileError::UnknownScope(scope.to_string(), known.join(", "))
+        })
+    }
+
     /// Run once over every cluster, or only `scope`.
     pub async fn run(&self, mode: Mode, scope: Option<&str>) -> Result<Report, ReconcileError> {
         let started = Instant::now();
         let clusters: Vec<&ClusterConfig> = match scope {
             None => self.config.clusters.iter().collect(),
-            Some(s) => vec![self.config.cluster(s).ok_or_else(|| {
-                let known: Vec<&str> = self
-                    .config
-                    .clusters
-                    .iter()
-                    .map(|c| c.scope.as_str())
-                    .collect();
-                ReconcileError::UnknownScope(s.to_string(), known.join(", "))
-            })?],
+            Some(s) => vec![self.cluster(s)?],
         };
         // Poll, decide, read and plan every cluster; apply target groups per cluster.
         let mut prepared: Vec<(Prepared, Vec<ChangeReport>)> = stream::iter(clusters)
@@ -104,6 +108,44 @@ impl Router {
             duration_ms: millis(started),
             clusters: reports,
         })
+    }
+
+    /// After a Patroni callback: the DCS may still show the old state for a moment, so poll
+    /// (every `confirm_interval`, at most `confirm_timeout`) until a primary is confirmed, and
+    /// if the callback said a node became leader, until that node is the confirmed one. The
+    /// callback only decides how long to look; routing always follows what Patroni confirms.
+    /// Then reconcile the cluster.
+    pub async fn run_after_callback(
+        &self,
+        scope: &str,
+        claimed_leader: Option<&str>,
+    ) -> Result<Report, ReconcileError> {
+        let cluster = self.cluster(scope)?;
+        let settings = &self.config.webhook;
+        let started = Instant::now();
+        let mut polls = 0u32;
+        loop {
+            polls += 1;
+            let decision = decide(cluster, &self.patroni.poll(cluster).await);
+            let settled = match (decision.primary(), claimed_leader) {
+                (Some(p), Some(claimed)) => p == claimed,
+                (Some(_), None) => true,
+                (None, _) => false,
+            };
+            if settled || started.elapsed() + settings.confirm_interval > settings.confirm_timeout {
+                info!(
+                    scope,
+                    polls,
+                    waited_ms = millis(started),
+                    settled,
+                    decision = decision.kind(),
+                    "callback: done waiting for confirmation"
+                );
+                break;
+            }
+            tokio::time::sleep(settings.confirm_interval).await;
+        }
+        self.run(Mode::Reconcile, Some(scope)).await
     }
 
     async fn prepare<'a>(&self, cluster: &'a ClusterConfig) -> Prepared<'a> {

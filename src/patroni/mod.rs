@@ -180,7 +180,7 @@ fn parse<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, PollError> {
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
-        if path == "." {
+        if path == "." || path == "?" {
             PollError::Parse(inner.to_string())
         } else {
             PollError::Parse(format!("field `{path}`: {inner}"))

@@ -419,6 +419,12 @@ fn arb_targets() -> impl PropStrategy<Value = Vec<(String, u16, String)>> {
             .prop_map(|(i, p, s)| (i.to_string(), p, s.to_string())),
         0..5,
     )
+    // AWS lists a target (id, port) once.
+    .prop_map(|mut v| {
+        let mut seen = std::collections::HashSet::new();
+        v.retain(|(i, p, _)| seen.insert((i.clone(), *p)));
+        v
+    })
 }
 
 /// What AWS holds after a plan is applied (register, then deregister).

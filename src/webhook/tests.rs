@@ -1,0 +1,203 @@
+use super::*;
+
+const NOW: i64 = 1_795_625_978;
+
+fn secret() -> Secret {
+    Secret::new(b"test-secret-0123456789abcdef".to_vec()).expect("long enough")
+}
+
+fn body(ts: i64, nonce: &str) -> Vec<u8> {
+    serde_json::to_vec(&Notification {
+        action: "on_role_change".into(),
+        role: "primary".into(),
+        scope: "pgha".into(),
+        node: "pg2".into(),
+        timestamp: ts,
+        nonce: nonce.into(),
+    })
+    .expect("json")
+}
+
+fn signed(ts: i64, body: Vec<u8>) -> Request {
+    let mut headers = HashMap::new();
+    headers.insert("content-type".into(), "application/json".into());
+    headers.insert(TIMESTAMP_HEADER.into(), ts.to_string());
+    headers.insert(SIGNATURE_HEADER.into(), sign(&secret(), ts, &body));
+    Request {
+        method: "POST".into(),
+        headers,
+        body,
+        iam_caller: None,
+    }
+}
+
+fn verifier() -> Verifier {
+    Verifier::new(Auth::Hmac(secret()), DEFAULT_WINDOW)
+}
+
+fn status(r: Result<Notification, Rejection>) -> u16 {
+    r.map(|_| 200).unwrap_or_else(|e| e.status())
+}
+
+#[test]
+fn a_signed_notification_is_accepted() {
+    let n = verifier()
+        .verify(&signed(NOW, body(NOW, "n1")), NOW)
+        .expect("valid");
+    assert_eq!(n.scope, "pgha");
+    assert_eq!(n.claimed_leader(), Some("pg2"));
+}
+
+#[test]
+fn missing_bad_tampered_and_stale_signatures_get_401() {
+    let v = verifier();
+    let mut r = signed(NOW, body(NOW, "a"));
+    r.headers.remove(SIGNATURE_HEADER);
+    assert_eq!(status(v.verify(&r, NOW)), 401);
+
+    let mut r = signed(NOW, body(NOW, "b"));
+    r.headers
+        .insert(SIGNATURE_HEADER.into(), format!("v1={}", "00".repeat(32)));
+    assert_eq!(status(v.verify(&r, NOW)), 401);
+
+    let mut r = signed(NOW, body(NOW, "c"));
+    r.body = body(NOW, "c")
+        .into_iter()
+        .map(|b| if b == b'2' { b'3' } else { b })
+        .collect();
+    assert_eq!(status(v.verify(&r, NOW)), 401, "tampered body");
+
+    let mut r = signed(NOW, body(NOW, "d"));
+    r.headers
+        .insert(TIMESTAMP_HEADER.into(), (NOW + 1).to_string());
+    assert_eq!(status(v.verify(&r, NOW)), 401, "timestamp is signed");
+
+    let old = NOW - 301;
+    assert_eq!(
+        status(v.verify(&signed(old, body(old, "e")), NOW)),
+        401,
+        "stale"
+    );
+    let future = NOW + 301;
+    assert_eq!(
+        status(v.verify(&signed(future, body(future, "f")), NOW)),
+        401,
+        "future"
+    );
+    let ok = NOW - 299;
+    assert_eq!(
+        status(v.verify(&signed(ok, body(ok, "g")), NOW)),
+        200,
+        "inside the window"
+    );
+
+    let mut r = signed(NOW, body(NOW, "h"));
+    r.headers.remove(TIMESTAMP_HEADER);
+    assert_eq!(status(v.verify(&r, NOW)), 401);
+}
+
+#[test]
+fn a_replayed_nonce_gets_401_until_the_window_passes() {
+    let v = verifier();
+    let r = signed(NOW, body(NOW, "same"));
+    assert_eq!(status(v.verify(&r, NOW)), 200);
+    assert_eq!(status(v.verify(&r, NOW + 1)), 401);
+    // A fresh signature with the same nonce is still a replay.
+    let later = NOW + 10;
+    assert_eq!(
+        status(v.verify(&signed(later, body(later, "same")), later)),
+        401
+    );
+}
+
+#[test]
+fn size_method_and_content_type_are_checked() {
+    let v = verifier();
+    let huge = vec![b' '; MAX_BODY + 1];
+    assert_eq!(status(v.verify(&signed(NOW, huge), NOW)), 413);
+    let mut r = signed(NOW, body(NOW, "m"));
+    r.method = "GET".into();
+    assert_eq!(status(v.verify(&r, NOW)), 405);
+    let mut r = signed(NOW, body(NOW, "t"));
+    r.headers.insert("content-type".into(), "text/plain".into());
+    assert_eq!(status(v.verify(&r, NOW)), 415);
+    let mut r = signed(NOW, body(NOW, "u"));
+    r.headers.insert(
+        "content-type".into(),
+        "application/json; charset=utf-8".into(),
+    );
+    assert_eq!(status(v.verify(&r, NOW)), 200);
+}
+
+#[test]
+fn signed_but_malformed_bodies_get_400_naming_the_field() {
+    let v = verifier();
+    for (b, field) in [
+        (b"{not json".to_vec(), "not a notification"),
+        (br#"{"action":"on_role_change"}"#.to_vec(), "missing field"),
+        (
+            format!(r#"{{"action":"drop_table","role":"primary","scope":"pgha","node":"pg2","timestamp":{NOW},"nonce":"x"}}"#)
+                .into_bytes(),
+            "`action`",
+        ),
+        (
+            format!(r#"{{"action":"on_start","role":"primary","scope":"","node":"pg2","timestamp":{NOW},"nonce":"x"}}"#)
+                .into_bytes(),
+            "`scope`",
+        ),
+        (
+            format!(r#"{{"action":"on_start","role":"primary","scope":"s","node":"pg2","timestamp":"{NOW}","nonce":"x"}}"#)
+                .into_bytes(),
+            "`timestamp`",
+        ),
+        (body(NOW - 5, "ts-mismatch"), "differs"),
+    ] {
+        let e = v.verify(&signed(NOW, b), NOW).expect_err("must be rejected");
+        assert_eq!(e.status(), 400, "{e}");
+        assert!(e.to_string().contains(field), "{e} should mention {field}");
+    }
+}
+
+#[test]
+fn disabled_and_iam_modes() {
+    let r = signed(NOW, body(NOW, "i"));
+    let e = Verifier::new(Auth::Disabled, DEFAULT_WINDOW)
+        .verify(&r, NOW)
+        .expect_err("disabled");
+    assert_eq!(e.status(), 401);
+    assert!(e.to_string().contains("ROUTER_WEBHOOK_SECRET"));
+
+    let iam = Verifier::new(Auth::Iam, DEFAULT_WINDOW);
+    assert_eq!(
+        status(iam.verify(&r, NOW)),
+        401,
+        "no IAM caller attached by AWS"
+    );
+    let mut r2 = r.clone();
+    r2.iam_caller = Some("arn:aws:sts::123456789012:assumed-role/db/i-0aaa".into());
+    assert_eq!(status(iam.verify(&r2, NOW)), 200);
+    assert_eq!(
+        status(iam.verify(&r2, NOW)),
+        401,
+        "replay protection applies to IAM too"
+    );
+}
+
+#[test]
+fn secrets_are_never_printed_and_must_be_long() {
+    assert_eq!(format!("{:?}", secret()), "Secret(<redacted>)");
+    assert!(!format!("{:?}", Auth::Hmac(secret())).contains("test-secret"));
+    assert_eq!(
+        Secret::new(b"short".to_vec()).err(),
+        Some(SecretError::TooShort(5))
+    );
+}
+
+#[test]
+fn the_signature_is_hmac_sha256_over_timestamp_dot_body() {
+    // Independent vector: printf '%s' '1700000000.{}' | openssl dgst -sha256 -hmac test-secret-0123456789abcdef
+    assert_eq!(
+        sign(&secret(), 1_700_000_000, b"{}"),
+        "v1=ebcc30eddb6d7b4bc23dce56f1fa9113cbb6b2c1cf89df9e5b85995fb1b1277b"
+    );
+}
