@@ -129,6 +129,8 @@ pub fn http_response(status: u16, body: &Value) -> Value {
         "statusCode": status,
         "headers": {"content-type": "application/json"},
         "body": body.to_string(),
+        "isBase64Encoded": false,
+        "cookies": [],
     })
 }
 
