@@ -4,14 +4,25 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: help test check fmt clippy unit venv build release clean
+export SAM_CLI_TELEMETRY := 0
+LAMBDA_ARCH ?= arm64
+ifeq ($(LAMBDA_ARCH),arm64)
+  LAMBDA_TARGET := aarch64-unknown-linux-gnu
+  LAMBDA_FLAG := --arm64
+else
+  LAMBDA_TARGET := x86_64-unknown-linux-gnu
+  LAMBDA_FLAG := --x86-64
+endif
+
+.PHONY: help test unit fmt venv validate build release build-lambda invoke-local sam-build deploy clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
-test: venv ## Every check and test: fmt, clippy, unit, property and moto integration tests
+test: venv ## Every check and test: fmt, clippy, template lint, unit, property, moto and Lambda runtime tests
 	cargo fmt --all -- --check
 	cargo clippy --all-targets -- -D warnings
+	$(MAKE) --no-print-directory validate
 	scripts/with-moto.sh cargo test
 
 unit: ## Unit and property tests of the pure core only (no AWS, no Python)
@@ -26,6 +37,23 @@ $(VENV)/.installed: scripts/requirements-test.txt
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r scripts/requirements-test.txt
 	touch $@
+
+validate: venv ## Lint the SAM template: sam validate --lint and cfn-lint (offline)
+	$(VENV)/bin/sam validate --lint --region eu-west-1
+	$(VENV)/bin/cfn-lint template.yaml
+
+invoke-local: venv build ## Run the function under cargo lambda watch against moto and a fake Patroni; invoke events/ (EVENTS=...)
+	scripts/with-moto.sh scripts/invoke-local.sh $(EVENTS)
+
+build-lambda: venv ## The Lambda zip with cargo lambda (LAMBDA_ARCH=arm64|x86_64) in target/lambda/
+	rustup target add $(LAMBDA_TARGET)
+	$(VENV)/bin/cargo-lambda lambda build --release $(LAMBDA_FLAG) --output-format zip
+
+sam-build: venv ## sam build (Rust support is a SAM beta feature; uses cargo lambda, no Docker)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/sam build --beta-features
+
+deploy: sam-build ## sam deploy --guided into your AWS account
+	$(VENV)/bin/sam deploy --guided
 
 build: ## Debug build of the CLI
 	cargo build

@@ -60,7 +60,7 @@ impl AwsError {
                 Some(c) => format!("{c}: {m}"),
                 None => m.to_string(),
             },
-            None => aws_sdk_elasticloadbalancingv2::error::DisplayErrorContext(err).to_string(),
+            None => crate::error_chain::one_line(err),
         };
         AwsError::new(operation, resource, err.code(), message)
     }

@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use futures_util::future::join_all;
 
+use crate::error_chain::one_line;
+
 use super::{NodeObservation, PollError, parse_cluster, parse_patroni};
 use crate::config::{ClusterConfig, NodeConfig, PatroniSettings};
 
@@ -34,7 +36,7 @@ impl PatroniClient {
             .no_proxy()
             .user_agent(concat!("patroni-router/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| ClientBuildError(error_chain(&e)))?;
+            .map_err(|e| ClientBuildError(one_line(&e)))?;
         Ok(PatroniClient {
             http,
             settings: settings.clone(),
@@ -109,23 +111,8 @@ fn classify(e: &reqwest::Error, timeout: Duration) -> PollError {
             humantime::format_duration(timeout)
         ))
     } else if e.is_connect() {
-        PollError::Connect(error_chain(e))
+        PollError::Connect(one_line(e))
     } else {
-        PollError::Other(error_chain(e))
+        PollError::Other(one_line(e))
     }
-}
-
-/// reqwest's own message is generic ("error sending request"); the cause is in the chain.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut msg = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let s_msg = s.to_string();
-        if !msg.contains(&s_msg) {
-            msg.push_str(": ");
-            msg.push_str(&s_msg);
-        }
-        source = s.source();
-    }
-    msg
 }
