@@ -14,12 +14,12 @@ else
   LAMBDA_FLAG := --x86-64
 endif
 
-.PHONY: help test unit fmt venv validate build release build-lambda invoke-local sam-build deploy clean
+.PHONY: help test unit fmt venv cluster-deps validate build release build-lambda invoke-local sam-build deploy clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
-test: venv ## Every check and test: fmt, clippy, template lint, unit, property, moto and Lambda runtime tests
+test: venv cluster-deps ## Every check and test: fmt, clippy, template lint, unit, property, moto, Lambda runtime, real-Patroni e2e
 	cargo fmt --all -- --check
 	cargo clippy --all-targets -- -D warnings
 	$(MAKE) --no-print-directory validate
@@ -31,7 +31,10 @@ unit: ## Unit and property tests of the pure core only (no AWS, no Python)
 fmt: ## Format the code
 	cargo fmt --all
 
-venv: $(VENV)/.installed ## The Python venv with moto (for tests)
+cluster-deps: ## PostgreSQL, etcd (Debian) and Patroni (a venv in /opt) for the real local cluster; needs root
+	scripts/localcluster.sh install
+
+venv: $(VENV)/.installed ## The Python venv with moto, cargo-lambda, SAM CLI, cfn-lint (for tests)
 
 $(VENV)/.installed: scripts/requirements-test.txt
 	test -x $(PY) || python3 -m venv $(VENV)

@@ -1,0 +1,404 @@
+//! End to end on REAL Patroni: etcd, three Patroni nodes and PostgreSQL on loopback
+//! (scripts/localcluster.sh), moto as AWS, and the `patroni-router watch` binary. Each scenario
+//! is a real fault; the assertions are on what moto holds, sampled throughout. The routing lag
+//! of each failover is printed (the numbers go to bench/RESULTS.md); nothing here asserts on time
+//! beyond generous liveness bounds.
+//!
+//! Needs root (PostgreSQL runs as `postgres` via setpriv) and `scripts/localcluster.sh install`
+//! (which `make test` runs).
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::*;
+use patroni_router::aws::AwsClients;
+use serde_json::{Value, json};
+use tokio::process::{Child, Command};
+
+fn script() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/localcluster.sh")
+}
+
+async fn lc(args: &[&str]) -> String {
+    let out = Command::new(script())
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .expect("run localcluster.sh");
+    assert!(
+        out.status.success(),
+        "localcluster.sh {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// The cluster; torn down on drop, also when an assertion fails.
+struct Cluster {
+    dir: String,
+    nodes: Vec<(String, String)>, // (name, api_url)
+}
+
+impl Cluster {
+    async fn up() -> Cluster {
+        let dir = lc(&["up"]).await;
+        let info: Value = serde_json::from_str(&lc(&["info", &dir]).await).expect("info JSON");
+        let nodes = info["nodes"]
+            .as_array()
+            .expect("nodes")
+            .iter()
+            .map(|n| {
+                (
+                    n["name"].as_str().unwrap_or_default().to_string(),
+                    n["api_url"].as_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect();
+        Cluster { dir, nodes }
+    }
+
+    async fn run(&self, cmd: &str, node: Option<&str>) {
+        let mut args = vec![cmd, self.dir.as_str()];
+        args.extend(node);
+        lc(&args).await;
+    }
+
+    fn index(&self, name: &str) -> usize {
+        self.nodes
+            .iter()
+            .position(|(n, _)| n == name)
+            .expect("node")
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new(script())
+            .args(["down", &self.dir])
+            .status();
+    }
+}
+
+/// Which nodes answer `/primary` with 200 right now.
+async fn primaries(http: &reqwest::Client, nodes: &[(String, String)]) -> Vec<String> {
+    let mut out = Vec::new();
+    for (name, url) in nodes {
+        let ok = http
+            .get(format!("{url}/primary"))
+            .send()
+            .await
+            .map(|r| r.status().as_u16() == 200)
+            .unwrap_or(false);
+        if ok {
+            out.push(name.clone());
+        }
+    }
+    out
+}
+
+#[derive(Clone, Debug)]
+struct Sample {
+    at: Instant,
+    primaries: Vec<String>,
+    targets: Vec<String>,
+}
+
+/// Samples /primary of every node and the target group every 100 ms, in the background.
+struct Sampler {
+    samples: Arc<Mutex<Vec<Sample>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Sampler {
+    fn start(aws: AwsClients, tg: String, c: &Cluster) -> Sampler {
+        let samples = Arc::new(Mutex::new(Vec::new()));
+        let nodes = c.nodes.clone();
+        let s = Arc::clone(&samples);
+        let task = tokio::spawn(async move {
+            let http = reqwest::Client::builder()
+                .timeout(Duration::from_millis(300))
+                .build()
+                .expect("http");
+            loop {
+                let primaries = primaries(&http, &nodes).await;
+                let targets = registered(&aws, &tg).await;
+                s.lock().expect("samples").push(Sample {
+                    at: Instant::now(),
+                    primaries,
+                    targets,
+                });
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        });
+        Sampler { samples, task }
+    }
+
+    fn mark(&self) -> usize {
+        self.samples.lock().expect("samples").len()
+    }
+
+    fn since(&self, mark: usize) -> Vec<Sample> {
+        self.samples.lock().expect("samples")[mark..].to_vec()
+    }
+}
+
+impl Drop for Sampler {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+struct Env {
+    aws: AwsClients,
+    tg: String,
+    zone: String,
+    record: String,
+    instances: Vec<(String, String)>,
+}
+
+impl Env {
+    fn target(&self, i: usize) -> Vec<String> {
+        vec![format!("{}:5432", self.instances[i].0)]
+    }
+
+    /// Wait (bounded) until the target group holds exactly `want`.
+    async fn wait_routed(&self, want: &[String], bound: Duration) -> bool {
+        let start = Instant::now();
+        while start.elapsed() < bound {
+            if registered(&self.aws, &self.tg).await == want {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        false
+    }
+}
+
+async fn wait_primary_other_than(c: &Cluster, old: &str, bound: Duration) -> Option<String> {
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_millis(500))
+        .build()
+        .ok()?;
+    let start = Instant::now();
+    while start.elapsed() < bound {
+        let p = primaries(&http, &c.nodes).await;
+        if p.len() == 1 && p[0] != old {
+            return Some(p[0].clone());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    None
+}
+
+/// Routing lag: from the first sample where `new` alone answers /primary, to the first sample
+/// where the target group holds exactly it.
+fn lag(samples: &[Sample], new: &str, want: &[String]) -> Option<Duration> {
+    let promoted = samples
+        .iter()
+        .find(|s| s.primaries == [new.to_string()])?
+        .at;
+    let routed = samples
+        .iter()
+        .find(|s| s.at >= promoted && s.targets == want)?
+        .at;
+    Some(routed.duration_since(promoted))
+}
+
+/// Invariants over a scenario's samples: never empty, never a node that was not primary.
+fn check_samples(samples: &[Sample], allowed: &[Vec<String>], scenario: &str) {
+    for s in samples {
+        assert!(
+            !s.targets.is_empty(),
+            "{scenario}: the target group was emptied: {s:?}"
+        );
+        for t in &s.targets {
+            assert!(
+                allowed.iter().any(|a| a.contains(t)),
+                "{scenario}: routed to {t}, which was not a primary in this scenario"
+            );
+        }
+    }
+}
+
+async fn start_watch(config: &str) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_patroni-router"))
+        .args(["watch", "--interval", "250ms"])
+        .env("ROUTER_CONFIG", config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start watch")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn real_patroni_failovers_are_routed_and_faults_change_nothing() {
+    let aws = aws().await;
+    let net = network(3).await;
+    let tg = create_target_group(&aws, &net.vpc_id, false).await;
+    let (zone, zone_name) = create_zone(&aws, &net.vpc_id).await;
+    let record = format!("db.{zone_name}");
+    let c = Cluster::up().await;
+    let nodes: Vec<Value> = c
+        .nodes
+        .iter()
+        .zip(&net.instances)
+        .map(|((name, url), (id, ip))| json!({"name": name, "api_url": url, "address": ip, "instance_id": id}))
+        .collect();
+    let config = json!({
+        "patroni": {"request_timeout": "1s", "poll_deadline": "2s"},
+        "clusters": [{"scope": "pgha", "nodes": nodes,
+                      "target_group": {"arn": tg, "port": 5432},
+                      "dns": {"hosted_zone_id": zone, "record_name": record}}]
+    })
+    .to_string();
+    let env = Env {
+        aws: aws.clone(),
+        tg: tg.clone(),
+        zone,
+        record,
+        instances: net.instances.clone(),
+    };
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_millis(500))
+        .build()
+        .expect("http");
+    let _watch = start_watch(&config).await;
+    let sampler = Sampler::start(aws.clone(), tg.clone(), &c);
+    let mut lags = Vec::new();
+
+    // 1. The initial leader is routed.
+    let first = primaries(&http, &c.nodes).await;
+    assert_eq!(first.len(), 1, "one primary after bootstrap: {first:?}");
+    let mut leader = first[0].clone();
+    assert!(
+        env.wait_routed(&env.target(c.index(&leader)), Duration::from_secs(30))
+            .await,
+        "initial routing"
+    );
+
+    // 2. Switchover.
+    let mark = sampler.mark();
+    let to = c
+        .nodes
+        .iter()
+        .map(|(n, _)| n.clone())
+        .find(|n| *n != leader)
+        .expect("a replica");
+    c.run("switchover", Some(&to)).await;
+    let new = wait_primary_other_than(&c, &leader, Duration::from_secs(30))
+        .await
+        .expect("switchover promoted");
+    assert_eq!(new, to);
+    let want = env.target(c.index(&new));
+    assert!(
+        env.wait_routed(&want, Duration::from_secs(30)).await,
+        "switchover routed"
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await; // let the sampler see it too
+    let s = sampler.since(mark);
+    check_samples(
+        &s,
+        &[env.target(c.index(&leader)), want.clone()],
+        "switchover",
+    );
+    lags.push(("switchover", lag(&s, &new, &want)));
+    let recs = records(&env.aws, &env.zone, &env.record).await;
+    assert_eq!(
+        recs[0].3,
+        vec![env.instances[c.index(&new)].1.clone()],
+        "the record follows"
+    );
+    leader = new;
+
+    // 3. kill -9 of the primary's host (Patroni and postmaster).
+    let mark = sampler.mark();
+    let old_target = env.target(c.index(&leader));
+    c.run("kill", Some(&leader)).await;
+    let new = wait_primary_other_than(&c, &leader, Duration::from_secs(60))
+        .await
+        .expect("failover after host loss");
+    let want = env.target(c.index(&new));
+    assert!(
+        env.wait_routed(&want, Duration::from_secs(30)).await,
+        "host-loss failover routed"
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await; // let the sampler see it too
+    let s = sampler.since(mark);
+    check_samples(&s, &[old_target.clone(), want.clone()], "kill -9");
+    // Until the new primary was promoted, routing stayed on the dead one (fail-static).
+    for x in s.iter().take_while(|x| x.primaries.is_empty()) {
+        assert_eq!(
+            x.targets, old_target,
+            "kill -9: routing moved before a primary was confirmed"
+        );
+    }
+    lags.push(("kill -9", lag(&s, &new, &want)));
+    c.run("start", Some(&leader)).await; // the old host comes back as a replica
+    leader = new;
+
+    // 4. SIGSTOP of the primary's Patroni: PostgreSQL stays writable, another node is promoted.
+    let mark = sampler.mark();
+    let frozen = leader.clone();
+    tokio::time::sleep(Duration::from_secs(5)).await; // let the restarted node rejoin
+    c.run("freeze", Some(&frozen)).await;
+    let new = wait_primary_other_than(&c, &frozen, Duration::from_secs(60))
+        .await
+        .expect("failover after freeze");
+    let want = env.target(c.index(&new));
+    assert!(
+        env.wait_routed(&want, Duration::from_secs(30)).await,
+        "freeze failover routed"
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await; // let the sampler see it too
+    let s = sampler.since(mark);
+    check_samples(&s, &[env.target(c.index(&frozen)), want.clone()], "SIGSTOP");
+    lags.push(("SIGSTOP", lag(&s, &new, &want)));
+    c.run("thaw", Some(&frozen)).await;
+    // The thawed node demotes itself; routing stays on the new leader.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(
+        registered(&env.aws, &env.tg).await,
+        want,
+        "the frozen old primary is never routed again"
+    );
+    leader = new;
+
+    // 5. etcd down: no primary can be confirmed; routing must not change. Then it converges.
+    let mark = sampler.mark();
+    let before = registered(&env.aws, &env.tg).await;
+    c.run("etcd-stop", None).await;
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    let s = sampler.since(mark);
+    assert!(s.len() > 50, "sampled while etcd was down");
+    for x in &s {
+        assert_eq!(x.targets, before, "etcd down: routing changed: {x:?}");
+    }
+    c.run("etcd-start", None).await;
+    let start = Instant::now();
+    let mut converged = false;
+    while start.elapsed() < Duration::from_secs(60) && !converged {
+        let p = primaries(&http, &c.nodes).await;
+        if p.len() == 1 && registered(&env.aws, &env.tg).await == env.target(c.index(&p[0])) {
+            converged = true;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        converged,
+        "after etcd returns, routing converges on the primary"
+    );
+    let _ = leader;
+
+    for (name, l) in &lags {
+        eprintln!(
+            "routing lag ({name}, watch 250ms): {}",
+            l.map_or("n/a".to_string(), |d| format!("{} ms", d.as_millis()))
+        );
+    }
+}
