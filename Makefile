@@ -14,10 +14,13 @@ else
   LAMBDA_FLAG := --x86-64
 endif
 
-.PHONY: help test unit fmt venv cluster-deps validate build release build-lambda invoke-local sam-build deploy clean
+.PHONY: help demo test unit fmt venv cluster-deps validate build release build-lambda invoke-local sam-build deploy clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+demo: venv cluster-deps build ## The main job: a real Patroni cluster, moto, the router routing a switchover and a kill -9, live
+	scripts/with-moto.sh $(PY) scripts/demo.py
 
 test: venv cluster-deps ## Every check and test: fmt, clippy, template lint, unit, property, moto, Lambda runtime, real-Patroni e2e
 	cargo fmt --all -- --check

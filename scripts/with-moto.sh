@@ -22,7 +22,7 @@ done
 curl -fsS "http://127.0.0.1:$port/moto-api/" >/dev/null || { echo "with-moto: moto did not start on port $port" >&2; cat "$log" >&2; exit 1; }
 
 export AWS_ENDPOINT_URL="http://127.0.0.1:$port"
-export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=eu-west-1
+export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=eu-west-1 AWS_DEFAULT_REGION=eu-west-1
 unset AWS_PROFILE AWS_SESSION_TOKEN
 echo "with-moto: moto on $AWS_ENDPOINT_URL (pid $moto_pid)" >&2
 "$@"
