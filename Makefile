@@ -26,7 +26,9 @@ test: venv cluster-deps ## Every check and test: fmt, clippy, template lint, uni
 	cargo fmt --all -- --check
 	cargo clippy --all-targets -- -D warnings
 	$(MAKE) --no-print-directory validate
+	rm -f target/e2e-results.txt
 	scripts/with-moto.sh cargo test
+	@echo "== measured by the end-to-end tests:"; cat target/e2e-results.txt 2>/dev/null || true
 
 unit: ## Unit and property tests of the pure core only (no AWS, no Python)
 	cargo test --lib

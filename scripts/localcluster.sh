@@ -134,6 +134,8 @@ bootstrap:
         max_replication_slots: 10
         wal_keep_size: 64MB
         shared_buffers: 32MB
+        # DSM segments in the data dir (tmpfs), so a kill -9 leaves nothing behind in /dev/shm.
+        dynamic_shared_memory_type: mmap
   initdb:
     - encoding: UTF8
     - data-checksums

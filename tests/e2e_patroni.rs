@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::*;
+use common::{nlb_forwarder, writer};
 use patroni_router::aws::AwsClients;
 use serde_json::{Value, json};
 use tokio::process::{Child, Command};
@@ -42,15 +43,15 @@ async fn lc(args: &[&str]) -> String {
 struct Cluster {
     dir: String,
     nodes: Vec<(String, String)>, // (name, api_url)
+    pg_ports: Vec<u16>,
 }
 
 impl Cluster {
-    async fn up() -> Cluster {
-        let dir = lc(&["up"]).await;
+    async fn up(sync: bool) -> Cluster {
+        let dir = lc(if sync { &["up", "--sync"] } else { &["up"] }).await;
         let info: Value = serde_json::from_str(&lc(&["info", &dir]).await).expect("info JSON");
-        let nodes = info["nodes"]
-            .as_array()
-            .expect("nodes")
+        let list = info["nodes"].as_array().expect("nodes");
+        let nodes = list
             .iter()
             .map(|n| {
                 (
@@ -59,7 +60,15 @@ impl Cluster {
                 )
             })
             .collect();
-        Cluster { dir, nodes }
+        let pg_ports = list
+            .iter()
+            .map(|n| n["pg_port"].as_u64().unwrap_or(0) as u16)
+            .collect();
+        Cluster {
+            dir,
+            nodes,
+            pg_ports,
+        }
     }
 
     async fn run(&self, cmd: &str, node: Option<&str>) {
@@ -195,6 +204,35 @@ async fn wait_primary_other_than(c: &Cluster, old: &str, bound: Duration) -> Opt
     None
 }
 
+/// Wait until the DCS names a streaming sync standby: with `synchronous_mode`, Patroni only
+/// fails over to it, so a host loss before one is chosen leaves the cluster without a primary.
+async fn wait_sync_standby(c: &Cluster, bound: Duration) -> bool {
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_millis(500))
+        .build()
+        .expect("http");
+    let start = Instant::now();
+    while start.elapsed() < bound {
+        for (_, url) in &c.nodes {
+            let Ok(resp) = http.get(format!("{url}/cluster")).send().await else {
+                continue;
+            };
+            let Ok(v) = resp.json::<Value>().await else {
+                continue;
+            };
+            let members = v["members"].as_array().cloned().unwrap_or_default();
+            if members
+                .iter()
+                .any(|m| m["role"] == "sync_standby" && m["state"] == "streaming")
+            {
+                return true;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    false
+}
+
 /// Routing lag: from the first sample where `new` alone answers /primary, to the first sample
 /// where the target group holds exactly it.
 fn lag(samples: &[Sample], new: &str, want: &[String]) -> Option<Duration> {
@@ -236,14 +274,32 @@ async fn start_watch(config: &str) -> Child {
         .expect("start watch")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn real_patroni_failovers_are_routed_and_faults_change_nothing() {
+/// Measurements go to stderr and to target/e2e-results.txt (cargo test hides a passing test's
+/// output; `make test` prints the file).
+fn record(line: &str) {
+    use std::io::Write as _;
+    eprintln!("{line}");
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/e2e-results.txt");
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    {
+        let _ = writeln!(f, "{line}");
+    }
+}
+
+/// One real cluster at a time: two would fight over 2 cores.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// A cluster, the AWS side in moto, and `watch` routing it.
+async fn setup(sync: bool) -> (Cluster, Env, Child) {
     let aws = aws().await;
     let net = network(3).await;
     let tg = create_target_group(&aws, &net.vpc_id, false).await;
     let (zone, zone_name) = create_zone(&aws, &net.vpc_id).await;
     let record = format!("db.{zone_name}");
-    let c = Cluster::up().await;
+    let c = Cluster::up(sync).await;
     let nodes: Vec<Value> = c
         .nodes
         .iter()
@@ -258,17 +314,25 @@ async fn real_patroni_failovers_are_routed_and_faults_change_nothing() {
     })
     .to_string();
     let env = Env {
-        aws: aws.clone(),
-        tg: tg.clone(),
+        aws,
+        tg,
         zone,
         record,
         instances: net.instances.clone(),
     };
+    let watch = start_watch(&config).await;
+    (c, env, watch)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn real_patroni_failovers_are_routed_and_faults_change_nothing() {
+    let _serial = SERIAL.lock().await;
+    let (c, env, _watch) = setup(false).await;
+    let (aws, tg) = (env.aws.clone(), env.tg.clone());
     let http = reqwest::Client::builder()
         .timeout(Duration::from_millis(500))
         .build()
         .expect("http");
-    let _watch = start_watch(&config).await;
     let sampler = Sampler::start(aws.clone(), tg.clone(), &c);
     let mut lags = Vec::new();
 
@@ -396,9 +460,91 @@ async fn real_patroni_failovers_are_routed_and_faults_change_nothing() {
     let _ = leader;
 
     for (name, l) in &lags {
-        eprintln!(
+        record(&format!(
             "routing lag ({name}, watch 250ms): {}",
             l.map_or("n/a".to_string(), |d| format!("{} ms", d.as_millis()))
-        );
+        ));
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn acknowledged_writes_survive_failovers_with_sync_replication() {
+    let _serial = SERIAL.lock().await;
+    let (c, env, _watch) = setup(true).await;
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_millis(500))
+        .build()
+        .expect("http");
+    let leader = primaries(&http, &c.nodes).await.pop().expect("a primary");
+    assert!(
+        env.wait_routed(&env.target(c.index(&leader)), Duration::from_secs(30))
+            .await
+    );
+
+    // Clients connect through the address the router maintains (here: the NLB stand-in).
+    let backends = env
+        .instances
+        .iter()
+        .map(|(id, _)| id.clone())
+        .zip(c.pg_ports.iter().copied())
+        .collect();
+    let fwd = nlb_forwarder::Forwarder::start(env.aws.clone(), env.tg.clone(), backends).await;
+    let target = || writer::Target {
+        host: "127.0.0.1".into(),
+        port: fwd.port,
+        user: "postgres".into(),
+        password: "postgres-local".into(),
+    };
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let client = tokio::spawn(writer::run(target(), stop_rx));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    let to = c
+        .nodes
+        .iter()
+        .map(|(n, _)| n.clone())
+        .find(|n| *n != leader)
+        .expect("replica");
+    c.run("switchover", Some(&to)).await;
+    let new = wait_primary_other_than(&c, &leader, Duration::from_secs(30))
+        .await
+        .expect("switchover");
+    assert!(
+        env.wait_routed(&env.target(c.index(&new)), Duration::from_secs(30))
+            .await
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    assert!(
+        wait_sync_standby(&c, Duration::from_secs(30)).await,
+        "a sync standby before the host loss"
+    );
+    c.run("kill", Some(&new)).await;
+    let newer = wait_primary_other_than(&c, &new, Duration::from_secs(60))
+        .await
+        .expect("failover");
+    assert!(
+        env.wait_routed(&env.target(c.index(&newer)), Duration::from_secs(30))
+            .await
+    );
+    tokio::time::sleep(Duration::from_secs(5)).await;
+
+    let _ = stop.send(true);
+    let log = client.await.expect("writer");
+    let missing = writer::missing(&target(), &log)
+        .await
+        .expect("read back through the router's address");
+    record(&format!(
+        "writer (sync replication): {} rows acknowledged, {} missing, {} reconnects, write-error windows: {:?}",
+        log.acked,
+        missing.len(),
+        log.reconnects,
+        log.error_windows
+    ));
+    assert!(log.acked > 10, "the writer made progress: {log:?}");
+    assert!(
+        !log.error_windows.is_empty(),
+        "the failovers were felt by the client"
+    );
+    assert_eq!(missing, Vec::<i64>::new(), "acknowledged writes lost");
 }

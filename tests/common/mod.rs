@@ -5,6 +5,8 @@
 #![allow(dead_code)]
 
 pub mod fake_patroni;
+pub mod nlb_forwarder;
+pub mod writer;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
