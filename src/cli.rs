@@ -137,7 +137,7 @@ async fn router(args: &RunArgs) -> anyhow::Result<Router> {
     {
         anyhow::bail!("--scope {scope:?} is not a cluster in the config");
     }
-    let aws = AwsClients::from_env().await;
+    let aws = AwsClients::new(&config.aws).await;
     Router::new(config, aws).context("starting the router")
 }
 

@@ -51,6 +51,9 @@ pub struct Config {
     /// How a webhook (Patroni callback) is handled.
     #[serde(default)]
     pub webhook: WebhookSettings,
+    /// How AWS is called.
+    #[serde(default)]
+    pub aws: AwsSettings,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -96,6 +99,55 @@ pub struct PatroniSettings {
     /// Deadline for polling all nodes of a cluster; nodes not done by then count as unreachable.
     #[serde(default = "default_poll_deadline", with = "humantime_serde")]
     pub poll_deadline: Duration,
+    /// HTTPS to Patroni's REST API with a private CA and, optionally, a client certificate.
+    #[serde(default)]
+    pub tls: Option<TlsSettings>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSettings {
+    /// PEM CA bundle; when set, only these CAs are trusted for Patroni (not the system's).
+    #[serde(default)]
+    pub ca_file: Option<std::path::PathBuf>,
+    /// PEM client certificate (Patroni's `restapi.verify_client`), with `key_file`.
+    #[serde(default)]
+    pub cert_file: Option<std::path::PathBuf>,
+    #[serde(default)]
+    pub key_file: Option<std::path::PathBuf>,
+}
+
+/// How the AWS SDK is driven.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AwsSettings {
+    /// Timeout of one attempt of one AWS call.
+    #[serde(default = "default_attempt_timeout", with = "humantime_serde")]
+    pub attempt_timeout: Duration,
+    /// Attempts per call (standard retry mode: backoff with jitter on throttling and 5xx).
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u32,
+    /// Another endpoint for both services (a VPC endpoint, an emulator); default: the SDK's
+    /// resolution (`AWS_ENDPOINT_URL`, then the public endpoints).
+    #[serde(default)]
+    pub endpoint_url: Option<String>,
+}
+
+fn default_attempt_timeout() -> Duration {
+    Duration::from_secs(5)
+}
+fn default_max_attempts() -> u32 {
+    4
+}
+
+impl Default for AwsSettings {
+    fn default() -> Self {
+        AwsSettings {
+            attempt_timeout: default_attempt_timeout(),
+            max_attempts: default_max_attempts(),
+            endpoint_url: None,
+        }
+    }
 }
 
 fn default_request_timeout() -> Duration {
@@ -110,6 +162,7 @@ impl Default for PatroniSettings {
         PatroniSettings {
             request_timeout: default_request_timeout(),
             poll_deadline: default_poll_deadline(),
+            tls: None,
         }
     }
 }
@@ -326,6 +379,23 @@ impl Config {
                 "patroni",
                 "request_timeout and poll_deadline must be positive durations like \"2s\"",
             ));
+        }
+        if let Some(tls) = &self.patroni.tls
+            && tls.cert_file.is_some() != tls.key_file.is_some()
+        {
+            return Err(invalid(
+                "patroni.tls",
+                "cert_file and key_file go together: set both for a client certificate, or neither",
+            ));
+        }
+        if self.aws.attempt_timeout.is_zero() || !(1..=10).contains(&self.aws.max_attempts) {
+            return Err(invalid(
+                "aws",
+                "attempt_timeout must be a positive duration and max_attempts 1..=10",
+            ));
+        }
+        if let Some(url) = &self.aws.endpoint_url {
+            validate_api_url(url, "aws.endpoint_url")?;
         }
         let w = &self.webhook;
         if w.confirm_interval.is_zero() || w.max_clock_skew.is_zero() {

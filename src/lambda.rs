@@ -210,7 +210,7 @@ pub async fn run() -> Result<(), lambda_runtime::Error> {
         warn!("no webhook auth configured: webhook requests will get 401");
     }
     let verifier = Verifier::new(auth, config.webhook.max_clock_skew);
-    let aws = AwsClients::from_env().await;
+    let aws = AwsClients::new(&config.aws).await;
     let app = Arc::new(App {
         router: Router::new(config, aws)?,
         verifier,

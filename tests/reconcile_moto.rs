@@ -4,100 +4,24 @@
 mod common;
 
 use common::fake_patroni::{FakeCluster, Reply, cluster_json, patroni_json};
+use common::scenario::{Options, Scenario, writes};
 use common::*;
-use patroni_router::aws::AwsClients;
-use patroni_router::reconcile::Router;
-use patroni_router::report::{ChangeStatus, Mode, Report};
+use patroni_router::report::{ChangeStatus, Mode};
 use serde_json::json;
 
-struct Setup {
-    aws: AwsClients,
-    net: Network,
-    fake: FakeCluster,
-    tg: String,
-    zone: String,
-    record: String,
-    router: Router,
-}
-
-impl Setup {
-    async fn new(ip: bool, strategy: &str, routing: &str) -> Setup {
-        let aws = aws().await;
-        let net = network(3).await;
-        let fake = FakeCluster::start("pgha", &["pg1", "pg2", "pg3"]).await;
-        let tg = create_target_group(&aws, &net.vpc_id, ip).await;
-        let (zone, zone_name) = create_zone(&aws, &net.vpc_id).await;
-        let record = format!("db.{zone_name}");
-        let config = config_json(&fake, &net, &tg, &zone, &record, strategy, routing);
-        let router = router(&config).await;
-        Setup {
-            aws,
-            net,
-            fake,
-            tg,
-            zone,
-            record,
-            router,
-        }
-    }
-
-    fn instance(&self, i: usize) -> String {
-        format!("{}:5432", self.net.instances[i].0)
-    }
-
-    fn ip(&self, i: usize) -> String {
-        self.net.instances[i].1.clone()
-    }
-
-    async fn reconcile(&self) -> Report {
-        self.router.run(Mode::Reconcile, None).await.expect("run")
-    }
-
-    async fn targets(&self) -> Vec<String> {
-        registered(&self.aws, &self.tg).await
-    }
-
-    async fn a_record(&self) -> Vec<String> {
-        let recs = records(&self.aws, &self.zone, &self.record).await;
-        assert!(recs.len() <= 1, "one simple record expected: {recs:?}");
-        recs.into_iter().next().map(|r| r.3).unwrap_or_default()
-    }
-}
-
-fn config_json(
-    fake: &FakeCluster,
-    net: &Network,
-    tg: &str,
-    zone: &str,
-    record: &str,
-    strategy: &str,
-    routing: &str,
-) -> String {
-    let nodes: Vec<_> = fake
-        .nodes
-        .iter()
-        .zip(&net.instances)
-        .map(|(n, (id, ip))| json!({"name": n.name, "api_url": n.url, "address": ip, "instance_id": id}))
-        .collect();
-    json!({
-        "patroni": {"request_timeout": "500ms", "poll_deadline": "2s"},
-        "clusters": [{
-            "scope": fake.scope,
-            "nodes": nodes,
-            "target_group": {"arn": tg, "port": 5432, "strategy": strategy},
-            "dns": {"hosted_zone_id": zone, "record_name": record, "ttl": 10, "routing": routing}
-        }]
+async fn setup(ip: bool, strategy: &'static str, routing: &'static str) -> Scenario {
+    Scenario::new(Options {
+        ip,
+        strategy,
+        routing,
+        ..Options::default()
     })
-    .to_string()
-}
-
-fn writes(r: &Report) -> usize {
-    r.clusters.iter().map(|c| c.writes()).sum()
+    .await
 }
 
 #[tokio::test]
 async fn routes_to_the_leader_then_makes_zero_writes_in_steady_state() {
-    let s = Setup::new(false, "primary-only", "simple").await;
+    let s = setup(false, "primary-only", "simple").await;
     s.fake.set_leader("pg1", 1);
 
     let r = s.reconcile().await;
@@ -119,7 +43,7 @@ async fn routes_to_the_leader_then_makes_zero_writes_in_steady_state() {
 
 #[tokio::test]
 async fn follows_a_leader_change_registering_before_deregistering() {
-    let s = Setup::new(false, "primary-only", "simple").await;
+    let s = setup(false, "primary-only", "simple").await;
     s.fake.set_leader("pg1", 1);
     s.reconcile().await;
 
@@ -148,7 +72,7 @@ async fn follows_a_leader_change_registering_before_deregistering() {
 
 #[tokio::test]
 async fn all_nodes_unreachable_changes_nothing() {
-    let s = Setup::new(false, "primary-only", "simple").await;
+    let s = setup(false, "primary-only", "simple").await;
     s.fake.set_leader("pg1", 1);
     s.reconcile().await;
 
@@ -168,7 +92,7 @@ async fn all_nodes_unreachable_changes_nothing() {
 
 #[tokio::test]
 async fn disagreeing_cluster_views_change_nothing() {
-    let s = Setup::new(false, "primary-only", "simple").await;
+    let s = setup(false, "primary-only", "simple").await;
     s.fake.set_leader("pg1", 1);
     s.reconcile().await;
 
@@ -195,7 +119,7 @@ async fn disagreeing_cluster_views_change_nothing() {
 
 #[tokio::test]
 async fn ip_target_group_and_failover_records() {
-    let s = Setup::new(true, "primary-only", "failover").await;
+    let s = setup(true, "primary-only", "failover").await;
     s.fake.set_leader("pg3", 1);
     let r = s.reconcile().await;
     assert!(r.ok, "{}", r.to_text());
@@ -215,7 +139,7 @@ async fn ip_target_group_and_failover_records() {
 
 #[tokio::test]
 async fn members_strategy_keeps_every_node_registered() {
-    let s = Setup::new(false, "members", "simple").await;
+    let s = setup(false, "members", "simple").await;
     // Even with Patroni unreachable, membership is config-driven.
     for n in &s.fake.nodes {
         n.fail(Reply::Close);
@@ -240,7 +164,7 @@ async fn members_strategy_keeps_every_node_registered() {
 
 #[tokio::test]
 async fn plan_mode_reports_and_changes_nothing() {
-    let s = Setup::new(false, "primary-only", "simple").await;
+    let s = setup(false, "primary-only", "simple").await;
     s.fake.set_leader("pg2", 1);
     let r = s.router.run(Mode::Plan, None).await.expect("plan");
     let c = &r.clusters[0];
@@ -252,7 +176,7 @@ async fn plan_mode_reports_and_changes_nothing() {
 
 #[tokio::test]
 async fn a_node_of_another_scope_is_never_routed_to() {
-    let s = Setup::new(false, "primary-only", "simple").await;
+    let s = setup(false, "primary-only", "simple").await;
     s.fake.set_leader("pg1", 1);
     s.fake.node("pg1").set(
         "/patroni",
@@ -329,22 +253,12 @@ async fn clusters_are_independent_and_records_in_one_zone_all_land() {
 
 #[tokio::test]
 async fn a_missing_hosted_zone_is_reported_with_its_id() {
-    let s = Setup::new(false, "primary-only", "simple").await;
+    let s = setup(false, "primary-only", "simple").await;
     s.fake.set_leader("pg1", 1);
-    let config = config_json(
-        &s.fake,
-        &s.net,
-        &s.tg,
-        "ZNOSUCHZONE1",
-        &s.record,
-        "primary-only",
-        "simple",
-    );
-    let r = router(&config)
-        .await
-        .run(Mode::Reconcile, None)
-        .await
-        .expect("run");
+    let router = s
+        .router_with(|c| c["clusters"][0]["dns"]["hosted_zone_id"] = json!("ZNOSUCHZONE1"))
+        .await;
+    let r = router.run(Mode::Reconcile, None).await.expect("run");
     assert!(!r.ok);
     let errors = r.clusters[0].errors.join("\n");
     assert!(errors.contains("ZNOSUCHZONE1"), "{errors}");

@@ -11,6 +11,8 @@ use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_sdk_elasticloadbalancingv2::error::ProvideErrorMetadata;
 
+use crate::config::AwsSettings;
+
 /// A failed AWS call: which call, on which resource, what AWS said, and what to do.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 #[error("{operation} on {resource} failed: {message}{hint}")]
@@ -74,20 +76,25 @@ pub struct AwsClients {
 }
 
 impl AwsClients {
-    /// Standard credential and region chain; `AWS_ENDPOINT_URL` (e.g. moto) is honoured by the SDK.
-    pub async fn from_env() -> AwsClients {
-        let shared = aws_config::defaults(BehaviorVersion::latest())
-            // Standard retry mode backs off on Throttling / PriorRequestNotComplete / 5xx.
-            .retry_config(RetryConfig::standard().with_max_attempts(4))
+    /// Standard credential and region chain; `settings.endpoint_url`, else `AWS_ENDPOINT_URL`
+    /// (e.g. moto), else the public endpoints.
+    pub async fn new(settings: &AwsSettings) -> AwsClients {
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            // Standard retry mode backs off with jitter on Throttling, PriorRequestNotComplete, 5xx.
+            .retry_config(RetryConfig::standard().with_max_attempts(settings.max_attempts))
             .timeout_config(
                 TimeoutConfig::builder()
-                    .connect_timeout(Duration::from_secs(3))
-                    .operation_attempt_timeout(Duration::from_secs(5))
-                    .operation_timeout(Duration::from_secs(20))
+                    .connect_timeout(Duration::from_secs(3).min(settings.attempt_timeout))
+                    .operation_attempt_timeout(settings.attempt_timeout)
+                    .operation_timeout(
+                        settings.attempt_timeout * settings.max_attempts + Duration::from_secs(5),
+                    )
                     .build(),
-            )
-            .load()
-            .await;
+            );
+        if let Some(url) = &settings.endpoint_url {
+            loader = loader.endpoint_url(url);
+        }
+        let shared = loader.load().await;
         AwsClients {
             elb: aws_sdk_elasticloadbalancingv2::Client::new(&shared),
             route53: aws_sdk_route53::Client::new(&shared),

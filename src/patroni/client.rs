@@ -10,7 +10,7 @@ use futures_util::future::join_all;
 use crate::error_chain::one_line;
 
 use super::{NodeObservation, PollError, parse_cluster, parse_patroni};
-use crate::config::{ClusterConfig, NodeConfig, PatroniSettings};
+use crate::config::{ClusterConfig, NodeConfig, PatroniSettings, TlsSettings};
 
 /// Real answers are a few KiB; anything past this is not Patroni talking.
 pub const MAX_BODY: usize = 1024 * 1024;
@@ -27,7 +27,11 @@ pub struct PatroniClient {
 
 impl PatroniClient {
     pub fn new(settings: &PatroniSettings) -> Result<PatroniClient, ClientBuildError> {
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder();
+        if let Some(tls) = &settings.tls {
+            builder = with_tls(builder, tls)?;
+        }
+        let http = builder
             .connect_timeout(settings.request_timeout)
             .timeout(settings.request_timeout)
             // A redirect is not how Patroni answers; following one could let a node send us elsewhere.
@@ -102,6 +106,47 @@ impl PatroniClient {
         }
         Ok(body)
     }
+}
+
+fn read(path: &std::path::Path, what: &str) -> Result<Vec<u8>, ClientBuildError> {
+    std::fs::read(path)
+        .map_err(|e| ClientBuildError(format!("patroni.tls.{what} {}: {e}", path.display())))
+}
+
+/// A private CA (trusted instead of the system's roots) and an optional client certificate.
+fn with_tls(
+    mut builder: reqwest::ClientBuilder,
+    tls: &TlsSettings,
+) -> Result<reqwest::ClientBuilder, ClientBuildError> {
+    if let Some(ca) = &tls.ca_file {
+        let certs = reqwest::Certificate::from_pem_bundle(&read(ca, "ca_file")?).map_err(|e| {
+            ClientBuildError(format!(
+                "patroni.tls.ca_file {}: not PEM certificates: {}",
+                ca.display(),
+                one_line(&e)
+            ))
+        })?;
+        if certs.is_empty() {
+            return Err(ClientBuildError(format!(
+                "patroni.tls.ca_file {}: no certificate in it",
+                ca.display()
+            )));
+        }
+        builder = builder.tls_certs_only(certs);
+    }
+    if let (Some(cert), Some(key)) = (&tls.cert_file, &tls.key_file) {
+        let mut pem = read(cert, "cert_file")?;
+        pem.push(b'\n');
+        pem.extend(read(key, "key_file")?);
+        let identity = reqwest::Identity::from_pem(&pem).map_err(|e| {
+            ClientBuildError(format!(
+                "patroni.tls.cert_file/key_file: not a PEM certificate and private key: {}",
+                one_line(&e)
+            ))
+        })?;
+        builder = builder.identity(identity);
+    }
+    Ok(builder)
 }
 
 fn classify(e: &reqwest::Error, timeout: Duration) -> PollError {

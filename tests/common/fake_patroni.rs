@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 
 #[derive(Clone, Debug)]
@@ -48,65 +48,38 @@ impl Drop for FakeNode {
 
 impl FakeNode {
     pub async fn start(name: &str) -> FakeNode {
+        FakeNode::start_with(name, None).await
+    }
+
+    /// The same over HTTPS with this server config (certificate, client auth).
+    pub async fn start_tls(name: &str, tls: Arc<rustls::ServerConfig>) -> FakeNode {
+        FakeNode::start_with(name, Some(tokio_rustls::TlsAcceptor::from(tls))).await
+    }
+
+    async fn start_with(name: &str, tls: Option<tokio_rustls::TlsAcceptor>) -> FakeNode {
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind fake patroni");
-        let url = format!("http://{}", listener.local_addr().expect("local addr"));
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let url = format!("{scheme}://{}", listener.local_addr().expect("local addr"));
         let state = Arc::new(Mutex::new(State::default()));
         let st = Arc::clone(&state);
         let task = tokio::spawn(async move {
             loop {
-                let Ok((mut sock, _)) = listener.accept().await else {
+                let Ok((sock, _)) = listener.accept().await else {
                     return;
                 };
                 let st = Arc::clone(&st);
+                let tls = tls.clone();
                 tokio::spawn(async move {
-                    let mut buf = vec![0u8; 4096];
-                    let mut len = 0;
-                    while !buf[..len].windows(4).any(|w| w == b"\r\n\r\n") {
-                        match sock.read(&mut buf[len..]).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => len += n,
-                        }
-                        if len == buf.len() {
-                            return;
+                    match tls {
+                        None => serve(sock, st).await,
+                        Some(acceptor) => {
+                            if let Ok(stream) = acceptor.accept(sock).await {
+                                serve(stream, st).await;
+                            }
                         }
                     }
-                    let head = String::from_utf8_lossy(&buf[..len]).to_string();
-                    let path = head.split_whitespace().nth(1).unwrap_or("/").to_string();
-                    let reply = {
-                        let mut s = st.lock().expect("fake state");
-                        s.hits += 1;
-                        s.replies.get(&path).cloned()
-                    };
-                    let reply = reply.unwrap_or(Reply::Json(404, "{}".into()));
-                    let (status, body) = match reply {
-                        Reply::Hang => {
-                            tokio::time::sleep(Duration::from_secs(3600)).await;
-                            return;
-                        }
-                        Reply::Close => return,
-                        Reply::Slow(d, body) => {
-                            tokio::time::sleep(d).await;
-                            (200, body.into_bytes())
-                        }
-                        Reply::Json(status, body) => (status, body.into_bytes()),
-                        Reply::Raw(bytes) => (200, bytes),
-                        Reply::Redirect(to) => {
-                            let resp = format!(
-                                "HTTP/1.1 302 Found\r\nLocation: {to}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-                            );
-                            let _ = sock.write_all(resp.as_bytes()).await;
-                            return;
-                        }
-                    };
-                    let head = format!(
-                        "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                        body.len()
-                    );
-                    let _ = sock.write_all(head.as_bytes()).await;
-                    let _ = sock.write_all(&body).await;
-                    let _ = sock.shutdown().await;
                 });
             }
         });
@@ -136,6 +109,56 @@ impl FakeNode {
         self.set("/patroni", reply.clone());
         self.set("/cluster", reply);
     }
+}
+
+/// Answer one request on one connection, as the test set it up.
+async fn serve<S: AsyncRead + AsyncWrite + Unpin>(mut sock: S, st: Arc<Mutex<State>>) {
+    let mut buf = vec![0u8; 4096];
+    let mut len = 0;
+    while !buf[..len].windows(4).any(|w| w == b"\r\n\r\n") {
+        match sock.read(&mut buf[len..]).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => len += n,
+        }
+        if len == buf.len() {
+            return;
+        }
+    }
+    let head = String::from_utf8_lossy(&buf[..len]).to_string();
+    let path = head.split_whitespace().nth(1).unwrap_or("/").to_string();
+    let reply = {
+        let mut s = st.lock().expect("fake state");
+        s.hits += 1;
+        s.replies.get(&path).cloned()
+    };
+    let reply = reply.unwrap_or(Reply::Json(404, "{}".into()));
+    let (status, body) = match reply {
+        Reply::Hang => {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            return;
+        }
+        Reply::Close => return,
+        Reply::Slow(d, body) => {
+            tokio::time::sleep(d).await;
+            (200, body.into_bytes())
+        }
+        Reply::Json(status, body) => (status, body.into_bytes()),
+        Reply::Raw(bytes) => (200, bytes),
+        Reply::Redirect(to) => {
+            let resp = format!(
+                "HTTP/1.1 302 Found\r\nLocation: {to}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+            let _ = sock.write_all(resp.as_bytes()).await;
+            return;
+        }
+    };
+    let head = format!(
+        "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    let _ = sock.write_all(head.as_bytes()).await;
+    let _ = sock.write_all(&body).await;
+    let _ = sock.shutdown().await;
 }
 
 /// `GET /patroni` as Patroni 4 answers it.
@@ -176,6 +199,21 @@ impl FakeCluster {
         let mut nodes = Vec::new();
         for n in names {
             nodes.push(FakeNode::start(n).await);
+        }
+        FakeCluster {
+            scope: scope.to_string(),
+            nodes,
+        }
+    }
+
+    pub async fn start_tls(
+        scope: &str,
+        names: &[&str],
+        tls: Arc<rustls::ServerConfig>,
+    ) -> FakeCluster {
+        let mut nodes = Vec::new();
+        for n in names {
+            nodes.push(FakeNode::start_tls(n, Arc::clone(&tls)).await);
         }
         FakeCluster {
             scope: scope.to_string(),

@@ -4,8 +4,10 @@
 
 #![allow(dead_code)]
 
+pub mod aws_proxy;
 pub mod fake_patroni;
 pub mod nlb_forwarder;
+pub mod scenario;
 pub mod writer;
 
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -29,7 +31,7 @@ pub fn moto_endpoint() -> String {
 
 pub async fn aws() -> AwsClients {
     moto_endpoint();
-    AwsClients::from_env().await
+    AwsClients::new(&Default::default()).await
 }
 
 /// A name no other test (or earlier run against the same moto) uses.
@@ -221,6 +223,8 @@ pub async fn records(
 
 /// A router over `config_json` (already pointing at fake nodes and moto resources).
 pub async fn router(config_json: &str) -> Router {
+    moto_endpoint();
     let config = Config::from_json(config_json, "test").expect("test config is valid");
-    Router::new(config, aws().await).expect("router")
+    let aws = AwsClients::new(&config.aws).await;
+    Router::new(config, aws).expect("router")
 }
