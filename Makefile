@@ -14,7 +14,7 @@ else
   LAMBDA_FLAG := --x86-64
 endif
 
-.PHONY: help demo test unit fmt venv cluster-deps validate build release build-lambda invoke-local sam-build deploy clean
+.PHONY: help demo test unit fuzz deny fmt venv cluster-deps validate build release build-lambda invoke-local sam-build deploy clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -62,6 +62,17 @@ sam-build: venv ## sam build (Rust support is a SAM beta feature; uses cargo lam
 
 deploy: sam-build ## sam deploy --guided into your AWS account
 	$(VENV)/bin/sam deploy --guided
+
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := patroni_json config webhook
+fuzz: ## Run each cargo-fuzz target for FUZZ_SECONDS (needs nightly and cargo-fuzz; see README)
+	@for t in $(FUZZ_TARGETS); do \
+	  echo "== fuzz $$t for $(FUZZ_SECONDS)s"; \
+	  cargo +nightly fuzz run $$t -- -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=4096 || exit 1; \
+	done
+
+deny: ## License, ban and source checks of the dependency tree (cargo-deny; deny.toml)
+	cargo deny check licenses bans sources
 
 build: ## Debug build of the CLI
 	cargo build

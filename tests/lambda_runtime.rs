@@ -85,6 +85,14 @@ struct Lambda {
     port: u16,
     _emulator: Child,
     _function: Child,
+    /// The function's logs (stderr), to check what they do and do not say.
+    log: PathBuf,
+}
+
+impl Drop for Lambda {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.log);
+    }
 }
 
 impl Lambda {
@@ -106,6 +114,8 @@ impl Lambda {
             .spawn()
             .expect("start cargo lambda watch");
         wait_for_port(port).await;
+        let log = std::env::temp_dir().join(format!("{}.log", unique("lambda-")));
+        let log_file = std::fs::File::create(&log).expect("log file");
         let function = Command::new(env!("CARGO_BIN_EXE_patroni-router"))
             .env(
                 "AWS_LAMBDA_RUNTIME_API",
@@ -118,7 +128,7 @@ impl Lambda {
             .env("ROUTER_WEBHOOK_SECRET", TEST_SECRET)
             .env_remove("ROUTER_CONFIG_FILE")
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(Stdio::from(log_file))
             .kill_on_drop(true)
             .spawn()
             .expect("start the function");
@@ -126,6 +136,7 @@ impl Lambda {
             port,
             _emulator: emulator,
             _function: function,
+            log,
         }
     }
 
@@ -368,4 +379,23 @@ async fn every_sample_event_through_the_lambda_runtime() {
         String::from_utf8_lossy(&o.stderr)
     );
     assert_eq!(registered(&aws, &tg).await, target(0));
+
+    // Secrets never reach the logs: the function's JSON log lines tell what happened to each
+    // webhook (accepted, rejected and why) and never carry a secret, good or bad.
+    let logs = std::fs::read_to_string(&lambda.log).expect("function logs");
+    assert!(
+        logs.contains("webhook accepted") && logs.contains("webhook rejected"),
+        "{logs}"
+    );
+    assert!(
+        logs.contains("\"decision\""),
+        "one line per decision with the evidence"
+    );
+    for secret in [TEST_SECRET, "not-the-router-secret-at-all"] {
+        assert!(!logs.contains(secret), "a secret reached the logs");
+    }
+    for line in logs.lines() {
+        serde_json::from_str::<Value>(line)
+            .unwrap_or_else(|e| panic!("not a JSON log line ({e}): {line}"));
+    }
 }
