@@ -284,6 +284,43 @@ impl Router {
         changes
     }
 
+    /// One atomic change batch for `members` (indexes into `prepared`) in `zone`; if it fails
+    /// and holds several clusters, each is retried alone.
+    async fn upsert_batch(
+        &self,
+        zone: &str,
+        members: &[usize],
+        prepared: &[(Prepared<'_>, Vec<ChangeReport>)],
+        outcomes: &mut [Option<Result<(), AwsError>>],
+    ) {
+        let records: Vec<RecordSet> = members
+            .iter()
+            .filter_map(|&i| prepared[i].0.dns_plan.as_ref())
+            .flat_map(|d| d.upserts.iter().cloned())
+            .collect();
+        let scopes: Vec<&str> = members
+            .iter()
+            .map(|&i| prepared[i].0.cluster.scope.as_str())
+            .collect();
+        let comment = format!("patroni-router: {}", scopes.join(", "));
+        let comment: String = comment.chars().take(256).collect(); // Route 53's limit
+        let r = aws::route53::upsert(&self.aws, zone, &records, &comment).await;
+        if r.is_ok() || members.len() == 1 {
+            for &i in members {
+                outcomes[i] = Some(r.clone());
+            }
+            return;
+        }
+        warn!(zone = %zone, "batched Route 53 change failed; retrying cluster by cluster");
+        for &i in members {
+            let Some(d) = prepared[i].0.dns_plan.as_ref() else {
+                continue;
+            };
+            let comment = format!("patroni-router: {}", prepared[i].0.cluster.scope);
+            outcomes[i] = Some(aws::route53::upsert(&self.aws, zone, &d.upserts, &comment).await);
+        }
+    }
+
     /// Batch every cluster's UPSERTs into one call per hosted zone. Route 53 applies a batch
     /// atomically, so if a multi-cluster batch fails, each cluster is retried on its own: one
     /// bad cluster must not block the others. Returns the DNS changes per prepared cluster.
@@ -303,31 +340,16 @@ impl Router {
         let mut outcomes: Vec<Option<Result<(), AwsError>>> = vec![None; prepared.len()];
         if mode == Mode::Reconcile {
             for (zone, members) in &by_zone {
-                let records: Vec<RecordSet> = members
-                    .iter()
-                    .filter_map(|&i| prepared[i].0.dns_plan.as_ref())
-                    .flat_map(|d| d.upserts.iter().cloned())
-                    .collect();
-                let scopes: Vec<&str> = members
-                    .iter()
-                    .map(|&i| prepared[i].0.cluster.scope.as_str())
-                    .collect();
-                let comment = format!("patroni-router: {}", scopes.join(", "));
-                let r = aws::route53::upsert(&self.aws, zone, &records, &comment).await;
-                if r.is_ok() || members.len() == 1 {
-                    for &i in members {
-                        outcomes[i] = Some(r.clone());
-                    }
-                    continue;
-                }
-                warn!(zone = %zone, "batched Route 53 change failed; retrying cluster by cluster");
-                for &i in members {
-                    let Some(d) = prepared[i].0.dns_plan.as_ref() else {
-                        continue;
-                    };
-                    let comment = format!("patroni-router: {}", prepared[i].0.cluster.scope);
-                    outcomes[i] =
-                        Some(aws::route53::upsert(&self.aws, zone, &d.upserts, &comment).await);
+                let size = |i: usize| {
+                    prepared[i]
+                        .0
+                        .dns_plan
+                        .as_ref()
+                        .map_or(0, |d| d.upserts.len())
+                };
+                for chunk in batches(members, size, MAX_CHANGES_PER_BATCH) {
+                    self.upsert_batch(zone, &chunk, prepared, &mut outcomes)
+                        .await;
                 }
             }
         }
@@ -365,6 +387,30 @@ impl Router {
             })
             .collect()
     }
+}
+
+/// Route 53 takes at most 1,000 changes in one ChangeResourceRecordSets call.
+const MAX_CHANGES_PER_BATCH: usize = 1000;
+
+/// Group clusters into batches of at most `max` changes, never splitting a cluster's records
+/// (a failover pair must land together).
+fn batches(members: &[usize], size: impl Fn(usize) -> usize, max: usize) -> Vec<Vec<usize>> {
+    let mut out: Vec<Vec<usize>> = Vec::new();
+    let mut current = Vec::new();
+    let mut count = 0;
+    for &i in members {
+        let n = size(i);
+        if !current.is_empty() && count + n > max {
+            out.push(std::mem::take(&mut current));
+            count = 0;
+        }
+        current.push(i);
+        count += n;
+    }
+    if !current.is_empty() {
+        out.push(current);
+    }
+    out
 }
 
 fn finish(p: Prepared<'_>, changes: Vec<ChangeReport>) -> ClusterReport {
@@ -518,5 +564,23 @@ fn log_record(scope: &str, r: &RecordSet, res: &Result<(), AwsError>) {
     match res {
         Ok(()) => info!(scope, record = %describe_record(r), "upsert applied"),
         Err(e) => warn!(scope, record = %describe_record(r), error = %e, "upsert failed"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::batches;
+
+    #[test]
+    fn batches_respect_the_limit_and_keep_clusters_whole() {
+        let sizes = [2usize, 2, 1, 2, 2];
+        let b = batches(&[0, 1, 2, 3, 4], |i| sizes[i], 4);
+        assert_eq!(b, vec![vec![0, 1], vec![2, 3], vec![4]]);
+        assert_eq!(
+            batches(&[0], |_| 7, 4),
+            vec![vec![0]],
+            "an oversized cluster still goes alone"
+        );
+        assert!(batches(&[], |_| 1, 4).is_empty());
     }
 }
