@@ -25,7 +25,9 @@ async fn main() -> anyhow::Result<()> {
     let addr = args.next().unwrap_or_else(|| "127.0.0.1:18100".into());
     let clusters: usize = args.next().unwrap_or_else(|| "1".into()).parse()?;
     let leaders: Leaders = Arc::new(Mutex::new(
-        (0..clusters).map(|i| (format!("c{i}"), ("pg1".to_string(), 1))).collect(),
+        (0..clusters)
+            .map(|i| (format!("c{i}"), ("pg1".to_string(), 1)))
+            .collect(),
     ));
     let listener = TcpListener::bind(&addr).await?;
     eprintln!("bench_fake_patroni: {clusters} clusters on {addr}");
@@ -70,18 +72,29 @@ fn answer(method: &str, path: &str, leaders: &Leaders) -> (u16, String) {
     let mut l = leaders.lock().unwrap_or_else(|p| p.into_inner());
     match (method, seg.as_slice()) {
         ("POST", [scope, "leader", member]) if MEMBERS.contains(member) => {
-            let Some(entry) = l.get_mut(*scope) else { return (404, "{}".into()) };
+            let Some(entry) = l.get_mut(*scope) else {
+                return (404, "{}".into());
+            };
             *entry = (member.to_string(), entry.1 + 1);
             (200, "{}".into())
         }
         ("GET", [scope, member, what]) if MEMBERS.contains(member) => {
-            let Some((leader, tl)) = l.get(*scope).cloned() else { return (404, "{}".into()) };
+            let Some((leader, tl)) = l.get(*scope).cloned() else {
+                return (404, "{}".into());
+            };
             match *what {
                 "patroni" => {
-                    let role = if *member == leader { "primary" } else { "replica" };
-                    (200, format!(
-                        r#"{{"state":"running","role":"{role}","timeline":{tl},"patroni":{{"version":"fake","scope":"{scope}","name":"{member}"}}}}"#
-                    ))
+                    let role = if *member == leader {
+                        "primary"
+                    } else {
+                        "replica"
+                    };
+                    (
+                        200,
+                        format!(
+                            r#"{{"state":"running","role":"{role}","timeline":{tl},"patroni":{{"version":"fake","scope":"{scope}","name":"{member}"}}}}"#
+                        ),
+                    )
                 }
                 "cluster" => {
                     let members: Vec<String> = MEMBERS
@@ -94,7 +107,10 @@ fn answer(method: &str, path: &str, leaders: &Leaders) -> (u16, String) {
                             }
                         })
                         .collect();
-                    (200, format!(r#"{{"members":[{}],"scope":"{scope}"}}"#, members.join(",")))
+                    (
+                        200,
+                        format!(r#"{{"members":[{}],"scope":"{scope}"}}"#, members.join(",")),
+                    )
                 }
                 _ => (404, "{}".into()),
             }

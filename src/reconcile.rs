@@ -2,7 +2,8 @@
 //! the Lambda's scheduled and direct events): poll Patroni, decide, read AWS, plan, apply,
 //! report. Clusters are independent: one failing never blocks another.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
 use std::time::Instant;
 
 use futures_util::StreamExt;
@@ -10,11 +11,13 @@ use futures_util::stream;
 use tracing::{info, warn};
 
 use crate::aws::{self, AwsClients, AwsError};
-use crate::config::{ClusterConfig, Config};
+use crate::config::{ClusterConfig, Config, DnsConfig};
 use crate::decide::{Decision, decide};
 use crate::patroni::client::{ClientBuildError, PatroniClient};
 use crate::patroni::{Member, NodeObservation};
-use crate::plan::{self, DnsPlan, RecordSet, TargetGroupPlan, TargetGroupState, target_id};
+use crate::plan::{
+    self, DnsPlan, DnsState, RecordSet, TargetGroupPlan, TargetGroupState, TargetType, target_id,
+};
 use crate::report::{
     Action, ChangeReport, ChangeStatus, ClusterReport, Mode, NodeReport, Report, Routing, tg_name,
 };
@@ -32,7 +35,19 @@ pub struct Router {
     config: Config,
     patroni: PatroniClient,
     aws: AwsClients,
+    /// A target group's type never changes: read once per process (per warm Lambda).
+    target_types: Mutex<HashMap<String, TargetType>>,
 }
+
+/// Reads shared by all clusters of a run, done before the clusters are worked on.
+struct SharedReads {
+    target_types: HashMap<String, Result<TargetType, AwsError>>,
+    /// Zones holding several clusters' records, read whole once.
+    zones: HashMap<String, Result<Vec<RecordSet>, AwsError>>,
+}
+
+/// From this many records in one zone on, one paginated read of the zone beats one read each.
+const WHOLE_ZONE_READ_FROM: usize = 3;
 
 /// One cluster after polling, deciding, reading AWS and planning; nothing applied yet.
 struct Prepared<'a> {
@@ -53,6 +68,7 @@ impl Router {
             config,
             patroni,
             aws,
+            target_types: Mutex::new(HashMap::new()),
         })
     }
 
@@ -79,10 +95,12 @@ impl Router {
             None => self.config.clusters.iter().collect(),
             Some(s) => vec![self.cluster(s)?],
         };
+        let shared = self.shared_reads(&clusters).await;
+        let shared = &shared;
         // Poll, decide, read and plan every cluster; apply target groups per cluster.
         let mut prepared: Vec<(Prepared, Vec<ChangeReport>)> = stream::iter(clusters)
             .map(|c| async move {
-                let mut p = self.prepare(c).await;
+                let mut p = self.prepare(c, shared).await;
                 let changes = self.apply_target_groups(&mut p, mode).await;
                 (p, changes)
             })
@@ -148,7 +166,85 @@ impl Router {
         self.run(Mode::Reconcile, Some(scope)).await
     }
 
-    async fn prepare<'a>(&self, cluster: &'a ClusterConfig) -> Prepared<'a> {
+    /// Target types (cached, batched) and whole-zone reads, for all the clusters of a run.
+    async fn shared_reads(&self, clusters: &[&ClusterConfig]) -> SharedReads {
+        let arns: Vec<String> = clusters
+            .iter()
+            .flat_map(|c| c.all_target_groups().map(|tg| tg.arn.clone()))
+            .collect();
+        let mut target_types: HashMap<String, Result<TargetType, AwsError>> = HashMap::new();
+        let unknown: Vec<String> = {
+            let cache = self.target_types.lock().unwrap_or_else(|p| p.into_inner());
+            for arn in &arns {
+                if let Some(t) = cache.get(arn) {
+                    target_types.insert(arn.clone(), Ok(t.clone()));
+                }
+            }
+            arns.iter()
+                .filter(|a| !cache.contains_key(*a))
+                .cloned()
+                .collect()
+        };
+        let mut per_zone: HashMap<&str, usize> = HashMap::new();
+        for d in clusters.iter().filter_map(|c| c.dns.as_ref()) {
+            *per_zone.entry(d.zone_id()).or_default() += 1;
+        }
+        let zones: Vec<&str> = per_zone
+            .into_iter()
+            .filter(|(_, n)| *n >= WHOLE_ZONE_READ_FROM)
+            .map(|(z, _)| z)
+            .collect();
+        let (fresh, zone_reads) = tokio::join!(
+            aws::elb::describe_types(&self.aws, &unknown),
+            futures_util::future::join_all(zones.iter().map(|z| async move {
+                (z.to_string(), aws::route53::read_zone(&self.aws, z).await)
+            }))
+        );
+        {
+            let mut cache = self.target_types.lock().unwrap_or_else(|p| p.into_inner());
+            for (arn, t) in &fresh {
+                if let Ok(t) = t {
+                    cache.insert(arn.clone(), t.clone());
+                }
+            }
+        }
+        target_types.extend(fresh);
+        SharedReads {
+            target_types,
+            zones: zone_reads.into_iter().collect(),
+        }
+    }
+
+    async fn read_target_group(
+        &self,
+        arn: &str,
+        shared: &SharedReads,
+    ) -> Result<TargetGroupState, AwsError> {
+        match shared.target_types.get(arn) {
+            Some(Ok(t)) => aws::elb::read_targets(&self.aws, arn, t.clone()).await,
+            Some(Err(e)) => Err(e.clone()),
+            None => Err(AwsError::new(
+                "DescribeTargetGroups",
+                arn,
+                None,
+                "not read".into(),
+            )),
+        }
+    }
+
+    async fn read_dns(&self, d: &DnsConfig, shared: &SharedReads) -> Result<DnsState, AwsError> {
+        let name = d.normalized_name();
+        match shared.zones.get(d.zone_id()) {
+            Some(Ok(all)) => Ok(DnsState {
+                zone_id: d.zone_id().to_string(),
+                records: all.iter().filter(|r| r.name == name).cloned().collect(),
+            }),
+            Some(Err(e)) => Err(e.clone()),
+            None => aws::route53::read(&self.aws, d.zone_id(), &name).await,
+        }
+    }
+
+    async fn prepare<'a>(&self, cluster: &'a ClusterConfig, shared: &SharedReads) -> Prepared<'a> {
         let started = Instant::now();
         let observations = self.patroni.poll(cluster).await;
         let decision = decide(cluster, &observations);
@@ -160,14 +256,11 @@ impl Router {
         let reads = futures_util::future::join_all(
             cluster
                 .all_target_groups()
-                .map(|tg| async move { (tg, aws::elb::read(&self.aws, &tg.arn).await) }),
+                .map(|tg| async move { (tg, self.read_target_group(&tg.arn, shared).await) }),
         );
         let dns_read = async {
             match &cluster.dns {
-                Some(d) => Some((
-                    d,
-                    aws::route53::read(&self.aws, d.zone_id(), &d.normalized_name()).await,
-                )),
+                Some(d) => Some((d, self.read_dns(d, shared).await)),
                 None => None,
             }
         };

@@ -265,3 +265,74 @@ async fn a_missing_hosted_zone_is_reported_with_its_id() {
     // The target group is still routed.
     assert_eq!(s.targets().await, vec![s.instance(0)]);
 }
+
+#[tokio::test]
+async fn many_clusters_share_reads_and_steady_state_makes_at_most_two_reads_per_cluster() {
+    let aws = aws().await;
+    let net = network(3).await;
+    let (zone, zone_name) = create_zone(&aws, &net.vpc_id).await;
+    let proxy = common::aws_proxy::AwsProxy::start(moto_endpoint()).await;
+    let mut clusters = Vec::new();
+    let mut fakes = Vec::new();
+    let mut tgs = Vec::new();
+    for c in 0..4 {
+        let scope = format!("c{c}");
+        let fake = FakeCluster::start(&scope, &["pg1", "pg2", "pg3"]).await;
+        fake.set_leader("pg2", 1);
+        let tg = create_target_group(&aws, &net.vpc_id, true).await;
+        let nodes: Vec<_> = fake
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| json!({"name": n.name, "api_url": n.url, "address": format!("10.1.{c}.{}", 10 + i)}))
+            .collect();
+        clusters.push(json!({"scope": scope, "nodes": nodes, "target_group": {"arn": tg, "port": 5432},
+                             "dns": {"hosted_zone_id": zone, "record_name": format!("{scope}.{zone_name}")}}));
+        fakes.push(fake);
+        tgs.push(tg);
+    }
+    let config = json!({"aws": {"endpoint_url": proxy.url}, "clusters": clusters}).to_string();
+    let router = router(&config).await;
+
+    let r = router.run(Mode::Reconcile, None).await.expect("run");
+    assert!(r.ok, "{}", r.to_text());
+    for (c, tg) in tgs.iter().enumerate() {
+        assert_eq!(
+            registered(&aws, tg).await,
+            vec![format!("10.1.{c}.11:5432")]
+        );
+        let recs = records(&aws, &zone, &format!("c{c}.{zone_name}")).await;
+        assert_eq!(recs[0].3, vec![format!("10.1.{c}.11")]);
+    }
+    assert_eq!(
+        proxy.calls("DescribeTargetGroups"),
+        1,
+        "target types: one batched call"
+    );
+    assert_eq!(
+        proxy.calls("ListResourceRecordSets"),
+        1,
+        "one zone, read whole once"
+    );
+    assert_eq!(
+        proxy.calls("ChangeResourceRecordSets"),
+        1,
+        "one change batch for the zone"
+    );
+
+    proxy.reset_counts();
+    let r = router.run(Mode::Reconcile, None).await.expect("run");
+    assert!(r.ok && writes(&r) == 0, "{}", r.to_text());
+    let (reads, writes) = proxy.totals();
+    assert_eq!(writes, 0, "steady state: zero writes");
+    assert!(
+        reads <= 2 * clusters.len(),
+        "steady state: {reads} reads for {} clusters",
+        clusters.len()
+    );
+    assert_eq!(
+        proxy.calls("DescribeTargetGroups"),
+        0,
+        "target types are cached"
+    );
+}
