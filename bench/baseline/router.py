@@ -98,18 +98,7 @@ def reconcile_cluster(cluster, session, elb, r53):
     return result
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--config", required=True)
-    args = ap.parse_args()
-    started = time.monotonic()
-    with open(args.config) as f:
-        config = json.load(f)
-    boto = BotoConfig(retries={"max_attempts": 4, "mode": "standard"}, max_pool_connections=32)
-    elb = boto3.client("elbv2", config=boto)
-    r53 = boto3.client("route53", config=boto)
-    session = requests.Session()
-    session.mount("http://", requests.adapters.HTTPAdapter(pool_maxsize=64))
+def reconcile_all(config, session, elb, r53):
     with ThreadPoolExecutor(max_workers=16) as pool:
         results = list(pool.map(lambda c: reconcile_cluster(c, session, elb, r53), config["clusters"]))
     by_zone = {}
@@ -119,14 +108,37 @@ def main():
     for zone, changes in by_zone.items():
         for i in range(0, len(changes), 1000):
             r53.change_resource_record_sets(HostedZoneId=zone, ChangeBatch={"Changes": changes[i:i + 1000]})
-    summary = {
+    return {
         "clusters": len(results),
         "confirmed": sum(1 for r in results if r["primary"]),
-        "tg_writes": sum(r["writes"] for r in results),
-        "dns_batches": sum((len(c) + 999) // 1000 for c in by_zone.values()),
-        "seconds": round(time.monotonic() - started, 3),
+        "writes": sum(r["writes"] for r in results) + sum((len(c) + 999) // 1000 for c in by_zone.values()),
     }
-    print(json.dumps(summary))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--config", required=True)
+    ap.add_argument("--repeat", type=int, default=1, help="reconciles in this process (timed each)")
+    ap.add_argument("--flip", help="bench fake Patroni base URL: move every leader before each run")
+    args = ap.parse_args()
+    with open(args.config) as f:
+        config = json.load(f)
+    boto = BotoConfig(retries={"max_attempts": 4, "mode": "standard"}, max_pool_connections=32)
+    elb = boto3.client("elbv2", config=boto)
+    r53 = boto3.client("route53", config=boto)
+    session = requests.Session()
+    session.mount("http://", requests.adapters.HTTPAdapter(pool_maxsize=64))
+    durations, writes = [], []
+    for i in range(args.repeat):
+        if args.flip:
+            leader = ["pg2", "pg3", "pg1"][i % 3]
+            for c in config["clusters"]:
+                requests.post(f"{args.flip}/{c['scope']}/leader/{leader}", timeout=5)
+        started = time.monotonic()
+        summary = reconcile_all(config, session, elb, r53)
+        durations.append((time.monotonic() - started) * 1000)
+        writes.append(summary["writes"])
+    print(json.dumps({"durations_ms": durations, "writes": writes, **summary}))
     return 0
 
 

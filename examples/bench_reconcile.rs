@@ -1,0 +1,54 @@
+//! Benchmark driver (not part of the product): builds one `Router` (as a warm Lambda or `watch`
+//! holds one) and times `--repeat` reconciles in-process. With `--flip URL`, before each run it
+//! moves every cluster's leader on the bench fake Patroni (untimed), so each run is a failover.
+//! Prints one JSON line: {"durations_ms": [...], "writes": [...]}.
+//!
+//!   cargo run --release --example bench_reconcile -- --config c.json --repeat 20 [--flip http://127.0.0.1:18100]
+
+use std::time::Instant;
+
+use patroni_router::aws::AwsClients;
+use patroni_router::config::Config;
+use patroni_router::reconcile::Router;
+use patroni_router::report::Mode;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let value = |flag: &str| {
+        args.iter()
+            .position(|a| a == flag)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    let config = Config::from_file(std::path::Path::new(
+        &value("--config").ok_or_else(|| anyhow::anyhow!("--config FILE"))?,
+    ))?;
+    let repeat: usize = value("--repeat").unwrap_or_else(|| "10".into()).parse()?;
+    let flip = value("--flip");
+    let scopes: Vec<String> = config.clusters.iter().map(|c| c.scope.clone()).collect();
+    let aws = AwsClients::new(&config.aws).await;
+    let router = Router::new(config, aws)?;
+    let http = reqwest::Client::new();
+    let (mut durations, mut writes) = (Vec::new(), Vec::new());
+    for i in 0..repeat {
+        if let Some(base) = &flip {
+            let leader = ["pg2", "pg3", "pg1"][i % 3];
+            for s in &scopes {
+                http.post(format!("{base}/{s}/leader/{leader}"))
+                    .send()
+                    .await?;
+            }
+        }
+        let started = Instant::now();
+        let report = router.run(Mode::Reconcile, None).await?;
+        durations.push(started.elapsed().as_secs_f64() * 1000.0);
+        writes.push(report.clusters.iter().map(|c| c.writes()).sum::<usize>());
+        anyhow::ensure!(report.ok, "run {i} had errors: {}", report.to_text());
+    }
+    println!(
+        "{}",
+        serde_json::json!({"durations_ms": durations, "writes": writes})
+    );
+    Ok(())
+}
