@@ -14,7 +14,7 @@ else
   LAMBDA_FLAG := --x86-64
 endif
 
-.PHONY: help demo test unit fuzz deny bench fmt venv cluster-deps validate build release build-lambda invoke-local sam-build deploy clean
+.PHONY: help demo test unit fuzz deny bench bench-lag fmt venv cluster-deps validate build release build-lambda invoke-local sam-build deploy clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -77,6 +77,9 @@ deny: ## License, ban and source checks of the dependency tree (cargo-deny; deny
 bench: venv ## Benchmarks vs the Python/boto3 baseline on moto + a fake Patroni; writes bench/results.json
 	cargo build --release --bin patroni-router --example bench_reconcile --example bench_fake_patroni
 	MOTO_ENABLE_RECORDING=True scripts/with-moto.sh $(PY) bench/run.py
+
+bench-lag: venv cluster-deps build ## Routing lag on the real local cluster, webhook vs watch (writes bench/lag.json)
+	scripts/with-moto.sh $(PY) bench/lag.py
 
 build: ## Debug build of the CLI
 	cargo build

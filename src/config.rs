@@ -131,6 +131,14 @@ pub struct AwsSettings {
     /// resolution (`AWS_ENDPOINT_URL`, then the public endpoints).
     #[serde(default)]
     pub endpoint_url: Option<String>,
+    /// How often `reconcile`/`watch` check target-group settings for drift (`plan` and
+    /// `status` always do); "0s" checks on every run.
+    #[serde(default = "default_settings_check_interval", with = "humantime_serde")]
+    pub settings_check_interval: Duration,
+}
+
+fn default_settings_check_interval() -> Duration {
+    Duration::from_secs(600)
 }
 
 fn default_attempt_timeout() -> Duration {
@@ -146,6 +154,7 @@ impl Default for AwsSettings {
             attempt_timeout: default_attempt_timeout(),
             max_attempts: default_max_attempts(),
             endpoint_url: None,
+            settings_check_interval: default_settings_check_interval(),
         }
     }
 }
@@ -229,6 +238,22 @@ pub struct TargetGroupConfig {
     pub port: u16,
     #[serde(default = "default_strategy")]
     pub strategy: Strategy,
+    /// Fix drifted settings (attributes, health check) instead of only reporting them.
+    #[serde(default)]
+    pub manage_settings: bool,
+    /// primary-only: the longest acceptable deregistration delay, seconds.
+    #[serde(default = "default_max_deregistration_delay")]
+    pub max_deregistration_delay: u32,
+    /// members: the Patroni REST port the health check must ask.
+    #[serde(default = "default_health_check_port")]
+    pub health_check_port: u16,
+}
+
+fn default_max_deregistration_delay() -> u32 {
+    10
+}
+fn default_health_check_port() -> u16 {
+    8008
 }
 
 fn default_strategy() -> Strategy {
@@ -510,6 +535,12 @@ fn validate_cluster(c: &ClusterConfig, at: &str) -> Result<(), ConfigError> {
             format!("{at}.target_groups[{idx}]")
         };
         validate_target_group_arn(&tg.arn, &format!("{tat}.arn"))?;
+        if tg.max_deregistration_delay > 3600 {
+            return Err(invalid(
+                format!("{tat}.max_deregistration_delay"),
+                "AWS allows 0..=3600 seconds; a database failover wants 0..10",
+            ));
+        }
         if tg.port == 0 {
             return Err(invalid(
                 format!("{tat}.port"),

@@ -6,6 +6,7 @@ pub mod aws;
 pub mod cli;
 pub mod config;
 pub mod decide;
+pub mod drift;
 pub mod error_chain;
 pub mod lambda;
 pub mod logging;

@@ -13,13 +13,15 @@ use tracing::{info, warn};
 use crate::aws::{self, AwsClients, AwsError};
 use crate::config::{ClusterConfig, Config, DnsConfig};
 use crate::decide::{Decision, decide};
+use crate::drift::{self, HealthCheck};
 use crate::patroni::client::{ClientBuildError, PatroniClient};
 use crate::patroni::{Member, NodeObservation};
 use crate::plan::{
     self, DnsPlan, DnsState, RecordSet, TargetGroupPlan, TargetGroupState, TargetType, target_id,
 };
 use crate::report::{
-    Action, ChangeReport, ChangeStatus, ClusterReport, Mode, NodeReport, Report, Routing, tg_name,
+    Action, ChangeReport, ChangeStatus, ClusterReport, DriftReport, Mode, NodeReport, Report,
+    Routing, tg_name,
 };
 
 /// How many clusters are worked on at once (each polls all its nodes concurrently).
@@ -37,11 +39,15 @@ pub struct Router {
     aws: AwsClients,
     /// A target group's type never changes: read once per process (per warm Lambda).
     target_types: Mutex<HashMap<String, TargetType>>,
+    /// When each target group's settings were last found in order (or fixed).
+    settings_checked: Mutex<HashMap<String, Instant>>,
 }
 
 /// Reads shared by all clusters of a run, done before the clusters are worked on.
 struct SharedReads {
     target_types: HashMap<String, Result<TargetType, AwsError>>,
+    /// Health checks of the target groups whose settings are due for a check.
+    health_checks: HashMap<String, HealthCheck>,
     /// Zones holding several clusters' records, read whole once.
     zones: HashMap<String, Result<Vec<RecordSet>, AwsError>>,
 }
@@ -58,6 +64,7 @@ struct Prepared<'a> {
     routing: Routing,
     tg_plans: Vec<TargetGroupPlan>,
     dns_plan: Option<DnsPlan>,
+    drift: Vec<DriftReport>,
     errors: Vec<String>,
 }
 
@@ -69,6 +76,7 @@ impl Router {
             patroni,
             aws,
             target_types: Mutex::new(HashMap::new()),
+            settings_checked: Mutex::new(HashMap::new()),
         })
     }
 
@@ -95,13 +103,14 @@ impl Router {
             None => self.config.clusters.iter().collect(),
             Some(s) => vec![self.cluster(s)?],
         };
-        let shared = self.shared_reads(&clusters).await;
+        let shared = self.shared_reads(&clusters, mode).await;
         let shared = &shared;
         // Poll, decide, read and plan every cluster; apply target groups per cluster.
         let mut prepared: Vec<(Prepared, Vec<ChangeReport>)> = stream::iter(clusters)
             .map(|c| async move {
                 let mut p = self.prepare(c, shared).await;
-                let changes = self.apply_target_groups(&mut p, mode).await;
+                let mut changes = self.apply_target_groups(&mut p, mode).await;
+                changes.extend(self.check_settings(&mut p, mode, shared).await);
                 (p, changes)
             })
             .buffer_unordered(CLUSTER_CONCURRENCY)
@@ -167,7 +176,7 @@ impl Router {
     }
 
     /// Target types (cached, batched) and whole-zone reads, for all the clusters of a run.
-    async fn shared_reads(&self, clusters: &[&ClusterConfig]) -> SharedReads {
+    async fn shared_reads(&self, clusters: &[&ClusterConfig], mode: Mode) -> SharedReads {
         let arns: Vec<String> = clusters
             .iter()
             .flat_map(|c| c.all_target_groups().map(|tg| tg.arn.clone()))
@@ -180,8 +189,16 @@ impl Router {
                     target_types.insert(arn.clone(), Ok(t.clone()));
                 }
             }
+            let every = self.config.aws.settings_check_interval;
+            let checked = self
+                .settings_checked
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            let due = |a: &String| {
+                mode == Mode::Plan || checked.get(a).is_none_or(|t| t.elapsed() >= every)
+            };
             arns.iter()
-                .filter(|a| !cache.contains_key(*a))
+                .filter(|a| !cache.contains_key(*a) || due(a))
                 .cloned()
                 .collect()
         };
@@ -195,22 +212,28 @@ impl Router {
             .map(|(z, _)| z)
             .collect();
         let (fresh, zone_reads) = tokio::join!(
-            aws::elb::describe_types(&self.aws, &unknown),
+            aws::elb::describe_groups(&self.aws, &unknown),
             futures_util::future::join_all(zones.iter().map(|z| async move {
                 (z.to_string(), aws::route53::read_zone(&self.aws, z).await)
             }))
         );
+        let mut health_checks = HashMap::new();
         {
             let mut cache = self.target_types.lock().unwrap_or_else(|p| p.into_inner());
-            for (arn, t) in &fresh {
-                if let Ok(t) = t {
+            for (arn, info) in fresh {
+                let t = info.map(|i| {
+                    health_checks.insert(arn.clone(), i.health_check);
+                    i.target_type
+                });
+                if let Ok(t) = &t {
                     cache.insert(arn.clone(), t.clone());
                 }
+                target_types.insert(arn, t);
             }
         }
-        target_types.extend(fresh);
         SharedReads {
             target_types,
+            health_checks,
             zones: zone_reads.into_iter().collect(),
         }
     }
@@ -301,8 +324,87 @@ impl Router {
             routing,
             tg_plans,
             dns_plan,
+            drift: Vec::new(),
             errors,
         }
+    }
+
+    /// Target-group hygiene: compare the settings the strategy needs with AWS (always in `plan`
+    /// and `status`; in `reconcile` every `aws.settings_check_interval`, so that steady state
+    /// stays cheap), report drift, and fix it where `manage_settings` is on.
+    async fn check_settings(
+        &self,
+        p: &mut Prepared<'_>,
+        mode: Mode,
+        shared: &SharedReads,
+    ) -> Vec<ChangeReport> {
+        let mut changes = Vec::new();
+        for tg in p.cluster.all_target_groups() {
+            // Due ones had their health check read in the run's batch.
+            let Some(hc) = shared.health_checks.get(&tg.arn) else {
+                continue;
+            };
+            let current = match aws::elb::read_settings(&self.aws, &tg.arn, hc.clone()).await {
+                Ok(c) => c,
+                Err(e) => {
+                    p.errors.push(e.to_string());
+                    continue;
+                }
+            };
+            let (drift, fix) = drift::check(tg, p.cluster.standby_cluster, &current);
+            let mut fixed = false;
+            if !fix.is_empty() && tg.manage_settings {
+                let target = fix
+                    .attributes
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .chain(
+                        drift
+                            .iter()
+                            .filter(|d| d.setting.starts_with("health_check."))
+                            .map(|d| format!("{}={}", d.setting, d.desired)),
+                    )
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let (status, error) = if mode == Mode::Reconcile {
+                    let r = aws::elb::apply_settings(&self.aws, &tg.arn, &fix).await;
+                    fixed = r.is_ok();
+                    if let Err(e) = &r {
+                        p.errors.push(e.to_string());
+                    }
+                    outcome(&r)
+                } else {
+                    (ChangeStatus::Planned, None)
+                };
+                changes.push(ChangeReport {
+                    resource: tg.arn.clone(),
+                    action: Action::ModifySettings,
+                    target,
+                    node: None,
+                    status,
+                    error,
+                });
+            }
+            if !drift.is_empty() {
+                warn!(target_group = %tg.arn, drift = ?drift, fixed, "target group settings drift");
+            }
+            // Checked: not again before the interval, unless a fix is still to be applied.
+            if !(tg.manage_settings && !fix.is_empty() && !fixed) {
+                let mut checked = self
+                    .settings_checked
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner());
+                checked.insert(tg.arn.clone(), Instant::now());
+            }
+            p.drift.extend(drift.into_iter().map(|d| DriftReport {
+                target_group: tg.arn.clone(),
+                setting: d.setting,
+                current: d.current,
+                desired: d.desired,
+                fixed,
+            }));
+        }
+        changes
     }
 
     /// Register before deregister, so a target group is never left without the primary;
@@ -513,6 +615,7 @@ fn finish(p: Prepared<'_>, changes: Vec<ChangeReport>) -> ClusterReport {
         nodes: p.nodes,
         routing: p.routing,
         changes,
+        drift: p.drift,
         errors: p.errors,
         duration_ms: millis(p.started),
     }

@@ -36,8 +36,38 @@ pub struct ClusterReport {
     /// Routing as read from AWS before any change of this run.
     pub routing: Routing,
     pub changes: Vec<ChangeReport>,
+    /// Target-group settings that differ from what the strategy needs.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub drift: Vec<DriftReport>,
     pub errors: Vec<String>,
     pub duration_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DriftReport {
+    pub target_group: String,
+    pub setting: String,
+    pub current: String,
+    pub desired: String,
+    /// Fixed in this run (`manage_settings: true` and the change applied).
+    pub fixed: bool,
+}
+
+impl DriftReport {
+    pub fn line(&self) -> String {
+        format!(
+            "target group {}: {} is {}, wants {}{}",
+            tg_name(&self.target_group),
+            self.setting,
+            self.current,
+            self.desired,
+            if self.fixed {
+                " (fixed)"
+            } else {
+                " (set manage_settings: true to fix)"
+            }
+        )
+    }
 }
 
 impl ClusterReport {
@@ -84,6 +114,8 @@ pub enum Action {
     Register,
     Deregister,
     Upsert,
+    /// Target-group settings (attributes, health check) brought in line.
+    ModifySettings,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -142,6 +174,7 @@ impl Report {
                     Action::Register => "register",
                     Action::Deregister => "deregister",
                     Action::Upsert => "upsert",
+                    Action::ModifySettings => "settings",
                 };
                 let status = match ch.status {
                     ChangeStatus::Planned => "planned".to_string(),
@@ -164,6 +197,9 @@ impl Report {
                     ch.target,
                     short_resource(&ch.resource)
                 );
+            }
+            for d in &c.drift {
+                let _ = writeln!(out, "  drift: {}", d.line());
             }
             for e in &c.errors {
                 let _ = writeln!(out, "  error: {e}");
@@ -248,6 +284,9 @@ impl Report {
                 let _ = writeln!(out, "{}", line(r));
             }
             let _ = writeln!(out, "{sep}");
+            for d in &c.drift {
+                let _ = writeln!(out, "drift: {}", d.line());
+            }
             for e in &c.errors {
                 let _ = writeln!(out, "error: {e}");
             }
