@@ -1,3 +1,6 @@
+// The async state machines of the entry points nest deeply (SDK calls inside reconcile).
+#![recursion_limit = "256"]
+
 use std::process::ExitCode;
 
 /// One binary, two faces: an AWS Lambda when the Lambda runtime API is present, a CLI otherwise.
