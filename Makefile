@@ -75,6 +75,7 @@ deny: ## License, ban and source checks of the dependency tree (cargo-deny; deny
 	cargo deny check licenses bans sources
 
 bench: venv ## Benchmarks vs the Python/boto3 baseline on moto + a fake Patroni; writes bench/results.json
+	test -x /usr/bin/time || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq time)
 	cargo build --release --bin patroni-router --example bench_reconcile --example bench_fake_patroni
 	MOTO_ENABLE_RECORDING=True scripts/with-moto.sh $(PY) bench/run.py
 

@@ -6,6 +6,7 @@ Patroni (examples/bench_fake_patroni.rs, keep-alive, any number of clusters on o
 Prints every figure and writes bench/results.json; bench/RESULTS.md records them.
 Run through scripts/with-moto.sh with MOTO_ENABLE_RECORDING=True (the Makefile does).
 """
+import base64
 import json
 import os
 import platform
@@ -58,7 +59,9 @@ def calls():
             continue
         rec = json.loads(line)
         body = rec.get("body") or ""
-        if isinstance(body, dict):
+        if str(rec.get("body_encoded")) == "True":
+            body = base64.b64decode(body).decode(errors="replace")
+        elif isinstance(body, dict):
             body = json.dumps(body)
         path, method = rec.get("url", ""), rec.get("method", "")
         if "moto-api" in path:
@@ -72,15 +75,18 @@ def calls():
     return reads, writes
 
 
-def run_timed(args, env=None):
-    """Wall time (ms) and peak RSS (MiB) of one process."""
+def run_timed(args):
+    """Wall time (ms) and peak RSS (MiB) of one process. GNU time measures the RSS: a child
+    forked from this (large) Python process would report the parent's pages as its own."""
+    rss_file = os.path.join(work, "rss")
     started = time.monotonic()
-    p = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, **(env or {})})
-    _, status, usage = os.wait4(p.pid, 0)
+    status = subprocess.call(["/usr/bin/time", "-f", "%M", "-o", rss_file] + args,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     elapsed = (time.monotonic() - started) * 1000
     if status != 0:
         raise SystemExit(f"bench: {args} failed with status {status}")
-    return elapsed, usage.ru_maxrss / 1024
+    with open(rss_file) as f:
+        return elapsed, int(f.read().strip().splitlines()[-1]) / 1024
 
 
 def warm(impl, config_path, repeat, flip=None):
@@ -90,7 +96,9 @@ def warm(impl, config_path, repeat, flip=None):
         args = [PY, BASELINE, "--config", config_path, "--repeat", str(repeat)]
     if flip:
         args += ["--flip", flip]
-    out = subprocess.run(args, capture_output=True, text=True)
+    # The drivers run one untimed warm-up (the first run of a process reads target types and
+    # settings), then reset moto's recorder, so the calls counted are the timed runs'.
+    out = subprocess.run(args, capture_output=True, text=True, env={**os.environ, "BENCH_RESET_RECORDING": "1"})
     if out.returncode != 0:
         raise SystemExit(f"bench: {impl} failed: {out.stderr[-2000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -136,6 +144,7 @@ def main():
     fake = subprocess.Popen([FAKE, f"127.0.0.1:{port}", str(max(SCALES + [1]))], stderr=subprocess.DEVNULL)
     try:
         time.sleep(0.5)
+        moto_api("start-recording")
         figures = results["figures"]
 
         # One cluster: cold start, steady state, failover.
@@ -151,13 +160,13 @@ def main():
                 rss.append(r)
             figures[f"cold_start_ms.{impl}"] = stats(walls)
             figures[f"peak_rss_mib.{impl}"] = stats(rss)
-            moto_api("clear-recording")
+            moto_api("reset-recording")
             steady = warm(impl, one, WARM_RUNS)
             reads, writes = calls()
             figures[f"steady_ms.{impl}"] = stats(steady["durations_ms"])
             figures[f"steady_calls_per_run.{impl}"] = {"reads": round(reads / WARM_RUNS, 2),
                                                        "writes": round(writes / WARM_RUNS, 2)}
-            moto_api("clear-recording")
+            moto_api("reset-recording")
             flip = warm(impl, one, WARM_RUNS, flip=fake_url)
             reads, writes = calls()
             figures[f"failover_ms.{impl}"] = stats(flip["durations_ms"])
@@ -174,12 +183,12 @@ def main():
                 cfg = setup(n, fake_url, f"s{n}{impl}")
                 leaders(fake_url, n, "pg1")
                 warm(impl, cfg, 1)  # prime: the first routing of n clusters
-                moto_api("clear-recording")
+                moto_api("reset-recording")
                 steady = warm(impl, cfg, 3)
                 reads, writes = calls()
                 figures[f"scale_{n}_steady_ms.{impl}"] = stats(steady["durations_ms"])
                 figures[f"scale_{n}_steady_calls.{impl}"] = {"reads": reads // 3, "writes": writes // 3}
-                moto_api("clear-recording")
+                moto_api("reset-recording")
                 flip = warm(impl, cfg, 3, flip=fake_url)
                 reads, writes = calls()
                 figures[f"scale_{n}_failover_ms.{impl}"] = stats(flip["durations_ms"])

@@ -1,7 +1,8 @@
 //! Benchmark driver (not part of the product): builds one `Router` (as a warm Lambda or `watch`
 //! holds one) and times `--repeat` reconciles in-process. With `--flip URL`, before each run it
 //! moves every cluster's leader on the bench fake Patroni (untimed), so each run is a failover.
-//! Prints one JSON line: {"durations_ms": [...], "writes": [...]}.
+//! Prints one JSON line: {"durations_ms": [...], "writes": [...]}. One untimed warm-up run
+//! comes first; with BENCH_RESET_RECORDING set, moto's request recorder is reset after it.
 //!
 //!   cargo run --release --example bench_reconcile -- --config c.json --repeat 20 [--flip http://127.0.0.1:18100]
 
@@ -30,6 +31,14 @@ async fn main() -> anyhow::Result<()> {
     let aws = AwsClients::new(&config.aws).await;
     let router = Router::new(config, aws)?;
     let http = reqwest::Client::new();
+    // An untimed warm-up: a warm Lambda or `watch` has done its first run long ago.
+    router.run(Mode::Reconcile, None).await?;
+    if std::env::var_os("BENCH_RESET_RECORDING").is_some() {
+        let moto = std::env::var("AWS_ENDPOINT_URL")?;
+        http.post(format!("{moto}/moto-api/recorder/reset-recording"))
+            .send()
+            .await?;
+    }
     let (mut durations, mut writes) = (Vec::new(), Vec::new());
     for i in 0..repeat {
         if let Some(base) = &flip {
