@@ -17,7 +17,7 @@ use tracing::info;
 use crate::aws::AwsClients;
 use crate::config::Config;
 use crate::logging::{self, LogFormat};
-use crate::notify::{self, AuthMode};
+use crate::notify;
 use crate::reconcile::Router;
 use crate::report::{Mode, Report};
 
@@ -57,30 +57,7 @@ enum Command {
     /// Send a signed Patroni callback to the router's webhook. Use it as a Patroni callback:
     /// Patroni appends ACTION ROLE SCOPE. The secret comes from $ROUTER_WEBHOOK_SECRET or
     /// $ROUTER_WEBHOOK_SECRET_FILE, never from the command line.
-    Notify {
-        /// The webhook URL (the Lambda function URL, or `serve`'s /webhook).
-        #[arg(long)]
-        url: String,
-        /// hmac (shared secret) or iam (SigV4 with this host's AWS role). Default: hmac when a
-        /// secret is configured, else iam.
-        #[arg(long, value_enum)]
-        auth: Option<AuthMode>,
-        /// This node's Patroni member name (default: the host name).
-        #[arg(long)]
-        node: Option<String>,
-        /// Bound on one attempt; the router answers once Patroni confirms the primary.
-        #[arg(long, default_value = "12s", value_parser = humantime::parse_duration)]
-        timeout: Duration,
-        /// Attempts on connection errors, 429 and 5xx (other answers are final).
-        #[arg(long, default_value_t = 3)]
-        attempts: u32,
-        /// The Patroni callback: on_role_change, on_start, on_stop, on_restart, on_reload.
-        action: String,
-        /// The role Patroni passes (primary, replica, ...).
-        role: String,
-        /// The cluster's scope.
-        scope: String,
-    },
+    Notify(notify::Options),
 }
 
 #[derive(Args, Debug)]
@@ -147,37 +124,16 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Reconcile(args) => once(&args, Mode::Reconcile, false).await,
         Command::Status(args) => once(&args, Mode::Plan, true).await,
         Command::Watch { run, interval } => watch(&run, interval).await,
-        Command::Notify {
-            url,
-            auth,
-            node,
-            timeout,
-            attempts,
-            action,
-            role,
-            scope,
-        } => {
-            let opts = notify::Options {
-                url,
-                auth,
-                node,
-                timeout,
-                attempts,
-                action,
-                role,
-                scope,
-            };
-            match notify::send(&opts).await {
-                Ok(status) => {
-                    eprintln!("notified {}: HTTP {status}", opts.url);
-                    Ok(ExitCode::SUCCESS)
-                }
-                Err(e) => {
-                    eprintln!("notify failed: {e}");
-                    Ok(ExitCode::from(1))
-                }
+        Command::Notify(opts) => match notify::send(&opts).await {
+            Ok(status) => {
+                eprintln!("notified {}: HTTP {status}", opts.url);
+                Ok(ExitCode::SUCCESS)
             }
-        }
+            Err(e) => {
+                eprintln!("notify failed: {e}");
+                Ok(ExitCode::from(1))
+            }
+        },
     }
 }
 

@@ -43,17 +43,30 @@ pub enum AuthMode {
     Iam,
 }
 
-#[derive(Debug, Clone)]
+/// `patroni-router notify`'s arguments.
+#[derive(Debug, Clone, clap::Args)]
 pub struct Options {
+    /// The webhook URL (the Lambda function URL, or another receiver of the same format).
+    #[arg(long)]
     pub url: String,
-    /// `None`: hmac when a secret is configured, else iam.
+    /// hmac (shared secret) or iam (SigV4 with this host's AWS role). Default: hmac when a
+    /// secret is configured, else iam.
+    #[arg(long, value_enum)]
     pub auth: Option<AuthMode>,
+    /// This node's Patroni member name (default: the host name).
+    #[arg(long)]
     pub node: Option<String>,
-    /// Bound on one attempt (the receiver answers once the primary is confirmed).
+    /// Bound on one attempt; the router answers once Patroni confirms the primary.
+    #[arg(long, default_value = "12s", value_parser = humantime::parse_duration)]
     pub timeout: Duration,
+    /// Attempts on connection errors, 429 and 5xx (other answers are final).
+    #[arg(long, default_value_t = 3)]
     pub attempts: u32,
+    /// The Patroni callback: on_role_change, on_start, on_stop, on_restart, on_reload.
     pub action: String,
+    /// The role Patroni passes (primary, replica, ...).
     pub role: String,
+    /// The cluster's scope.
     pub scope: String,
 }
 

@@ -94,12 +94,7 @@ async fn reconcile_json_status_table_and_env_config() {
     let fake = FakeCluster::start("pgha", &["pg1", "pg2"]).await;
     fake.set_leader("pg2", 3);
     let tg = create_target_group(&aws, &net.vpc_id, false).await;
-    let nodes: Vec<Value> = fake
-        .nodes
-        .iter()
-        .zip(&net.instances)
-        .map(|(n, (id, ip))| json!({"name": n.name, "api_url": n.url, "address": ip, "instance_id": id}))
-        .collect();
+    let nodes = nodes_json(&fake, &net.instances);
     let config = json!({"clusters": [{"scope": "pgha", "nodes": nodes,
                         "target_group": {"arn": tg, "port": 5432}}]})
     .to_string();
@@ -167,12 +162,7 @@ async fn watch_follows_a_failover_and_stops_on_sigterm() {
     let fake = FakeCluster::start("pgha", &["pg1", "pg2"]).await;
     fake.set_leader("pg1", 1);
     let tg = create_target_group(&aws, &net.vpc_id, false).await;
-    let nodes: Vec<Value> = fake
-        .nodes
-        .iter()
-        .zip(&net.instances)
-        .map(|(n, (id, ip))| json!({"name": n.name, "api_url": n.url, "address": ip, "instance_id": id}))
-        .collect();
+    let nodes = nodes_json(&fake, &net.instances);
     let config = json!({"clusters": [{"scope": "pgha", "nodes": nodes,
                         "target_group": {"arn": tg, "port": 5432}}]})
     .to_string();

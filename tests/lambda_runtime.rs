@@ -203,12 +203,7 @@ async fn every_sample_event_through_the_lambda_runtime() {
     let tg = create_target_group(&aws, &net.vpc_id, false).await;
     let (zone, zone_name) = create_zone(&aws, &net.vpc_id).await;
     let record = format!("db.{zone_name}");
-    let nodes: Vec<Value> = fake
-        .nodes
-        .iter()
-        .zip(&net.instances)
-        .map(|(n, (id, ip))| json!({"name": n.name, "api_url": n.url, "address": ip, "instance_id": id}))
-        .collect();
+    let nodes = nodes_json(&fake, &net.instances);
     let config = json!({
         "patroni": {"request_timeout": "500ms", "poll_deadline": "2s"},
         "webhook": {"confirm_timeout": "3s", "confirm_interval": "100ms"},

@@ -221,6 +221,18 @@ pub async fn records(
     v
 }
 
+/// The config's `nodes` for fake Patroni nodes on these instances (id, private ip).
+pub fn nodes_json(
+    fake: &fake_patroni::FakeCluster,
+    instances: &[(String, String)],
+) -> Vec<serde_json::Value> {
+    fake.nodes
+        .iter()
+        .zip(instances)
+        .map(|(n, (id, ip))| serde_json::json!({"name": n.name, "api_url": n.url, "address": ip, "instance_id": id}))
+        .collect()
+}
+
 /// A router over `config_json` (already pointing at fake nodes and moto resources).
 pub async fn router(config_json: &str) -> Router {
     moto_endpoint();

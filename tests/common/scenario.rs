@@ -97,12 +97,7 @@ impl Scenario {
         record: &str,
         opts: &Options,
     ) -> Value {
-        let nodes: Vec<_> = fake
-            .nodes
-            .iter()
-            .zip(&net.instances)
-            .map(|(n, (id, ip))| json!({"name": n.name, "api_url": n.url, "address": ip, "instance_id": id}))
-            .collect();
+        let nodes = nodes_json(fake, &net.instances);
         let mut config = json!({
             "patroni": {"request_timeout": "500ms", "poll_deadline": "2s"},
             "clusters": [{
