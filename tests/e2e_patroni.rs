@@ -206,7 +206,7 @@ async fn wait_primary_other_than(c: &Cluster, old: &str, bound: Duration) -> Opt
 
 /// Wait until the DCS names a streaming sync standby: with `synchronous_mode`, Patroni only
 /// fails over to it, so a host loss before one is chosen leaves the cluster without a primary.
-async fn wait_sync_standby(c: &Cluster, bound: Duration) -> bool {
+async fn wait_sync_standby(c: &Cluster, bound: Duration) -> Option<String> {
     let http = reqwest::Client::builder()
         .timeout(Duration::from_millis(500))
         .build()
@@ -221,16 +221,16 @@ async fn wait_sync_standby(c: &Cluster, bound: Duration) -> bool {
                 continue;
             };
             let members = v["members"].as_array().cloned().unwrap_or_default();
-            if members
+            if let Some(m) = members
                 .iter()
-                .any(|m| m["role"] == "sync_standby" && m["state"] == "streaming")
+                .find(|m| m["role"] == "sync_standby" && m["state"] == "streaming")
             {
-                return true;
+                return m["name"].as_str().map(str::to_string);
             }
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    false
+    None
 }
 
 /// Routing lag: from the first sample where `new` alone answers /primary, to the first sample
@@ -499,12 +499,10 @@ async fn acknowledged_writes_survive_failovers_with_sync_replication() {
     let client = tokio::spawn(writer::run(target(), stop_rx));
     tokio::time::sleep(Duration::from_secs(3)).await;
 
-    let to = c
-        .nodes
-        .iter()
-        .map(|(n, _)| n.clone())
-        .find(|n| *n != leader)
-        .expect("replica");
+    // With synchronous_mode, Patroni switches over only to the sync standby.
+    let to = wait_sync_standby(&c, Duration::from_secs(30))
+        .await
+        .expect("a sync standby before the switchover");
     c.run("switchover", Some(&to)).await;
     let new = wait_primary_other_than(&c, &leader, Duration::from_secs(30))
         .await
@@ -516,7 +514,9 @@ async fn acknowledged_writes_survive_failovers_with_sync_replication() {
     tokio::time::sleep(Duration::from_secs(3)).await;
 
     assert!(
-        wait_sync_standby(&c, Duration::from_secs(30)).await,
+        wait_sync_standby(&c, Duration::from_secs(30))
+            .await
+            .is_some(),
         "a sync standby before the host loss"
     );
     c.run("kill", Some(&new)).await;
