@@ -192,12 +192,80 @@ pub struct ClusterConfig {
     pub target_groups: Vec<TargetGroupConfig>,
     #[serde(default)]
     pub dns: Option<DnsConfig>,
+    /// The read endpoint: replicas within a lag bound, in their own target groups / record.
+    #[serde(default)]
+    pub replicas: Option<ReplicasConfig>,
+    /// `replicas`' target groups as [`TargetGroupConfig`]s of strategy `replicas`, filled
+    /// in when the config is loaded, so every target group goes through the same code.
+    #[serde(skip)]
+    read_target_groups: Vec<TargetGroupConfig>,
+}
+
+/// The read endpoint of a cluster: every streaming replica whose lag is at most
+/// `max_lag_bytes` and that is not tagged `noloadbalance`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ReplicasConfig {
+    /// Replicas further behind than this are taken out of the read endpoint.
+    #[serde(default = "default_max_lag_bytes")]
+    pub max_lag_bytes: u64,
+    /// With no replica fit to serve, route reads to the primary instead of to nobody.
+    #[serde(default = "default_true")]
+    pub fallback_to_primary: bool,
+    #[serde(default)]
+    pub target_group: Option<ReadTargetGroupConfig>,
+    #[serde(default)]
+    pub target_groups: Vec<ReadTargetGroupConfig>,
+    /// A record holding every replica: `simple` (one record, all addresses) or `multivalue`
+    /// (one multivalue-answer record per replica, SetIdentifier = the node name).
+    #[serde(default)]
+    pub dns: Option<DnsConfig>,
+}
+
+/// A replicas target group: like a primary one, without `strategy` (it is `replicas`).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ReadTargetGroupConfig {
+    pub arn: String,
+    pub port: u16,
+    #[serde(default)]
+    pub manage_settings: bool,
+    #[serde(default = "default_max_deregistration_delay")]
+    pub max_deregistration_delay: u32,
+}
+
+/// Patroni's own default for `maximum_lag_on_failover`: 1 MiB.
+fn default_max_lag_bytes() -> u64 {
+    1_048_576
+}
+fn default_true() -> bool {
+    true
 }
 
 impl ClusterConfig {
-    /// Every target group of this cluster, `target_group` first.
+    /// Every target group of this cluster: `target_group`, `target_groups`, then the replicas'.
     pub fn all_target_groups(&self) -> impl Iterator<Item = &TargetGroupConfig> {
-        self.target_group.iter().chain(self.target_groups.iter())
+        self.target_group
+            .iter()
+            .chain(self.target_groups.iter())
+            .chain(self.read_target_groups.iter())
+    }
+
+    /// Build `read_target_groups` from `replicas` (after parsing).
+    fn normalize(&mut self) {
+        self.read_target_groups = self
+            .replicas
+            .iter()
+            .flat_map(|r| r.target_group.iter().chain(r.target_groups.iter()))
+            .map(|t| TargetGroupConfig {
+                arn: t.arn.clone(),
+                port: t.port,
+                strategy: Strategy::Replicas,
+                manage_settings: t.manage_settings,
+                max_deregistration_delay: t.max_deregistration_delay,
+                health_check_port: default_health_check_port(),
+            })
+            .collect();
     }
 
     pub fn node(&self, name: &str) -> Option<&NodeConfig> {
@@ -228,6 +296,9 @@ pub enum Strategy {
     /// Every configured node stays registered; the target group's health check on
     /// Patroni's `/primary` picks the primary.
     Members,
+    /// The read endpoint (set by `replicas.target_groups`, not written in the config): the
+    /// replicas within `replicas.max_lag_bytes`.
+    Replicas,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -267,6 +338,8 @@ pub enum DnsRouting {
     Simple,
     /// Route 53 failover records: PRIMARY -> the primary, SECONDARY -> the best standby.
     Failover,
+    /// `replicas.dns` only: one multivalue-answer record per replica (SetIdentifier = node).
+    Multivalue,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -349,7 +422,7 @@ impl Config {
     /// Parse and validate a config document. `origin` names where it came from, for errors.
     pub fn from_json(text: &str, origin: &str) -> Result<Config, ConfigError> {
         let de = &mut serde_json::Deserializer::from_str(text);
-        let config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
+        let mut config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
             let field = e.path().to_string();
             ConfigError::Parse {
                 origin: origin.to_string(),
@@ -361,6 +434,9 @@ impl Config {
                 message: e.into_inner().to_string(),
             }
         })?;
+        for c in &mut config.clusters {
+            c.normalize();
+        }
         config.validate()?;
         Ok(config)
     }
@@ -444,11 +520,18 @@ impl Config {
                 ));
             }
             validate_cluster(c, &at)?;
-            if let Some(d) = &c.dns
-                && !records.insert((d.zone_id().to_string(), d.normalized_name()))
-            {
+            let dns = c.dns.iter().map(|d| (d, format!("{at}.dns.record_name")));
+            let read_dns = c
+                .replicas
+                .iter()
+                .filter_map(|r| r.dns.as_ref())
+                .map(|d| (d, format!("{at}.replicas.dns.record_name")));
+            for (d, field) in dns.chain(read_dns) {
+                if records.insert((d.zone_id().to_string(), d.normalized_name())) {
+                    continue;
+                }
                 return Err(invalid(
-                    format!("{at}.dns.record_name"),
+                    field,
                     format!(
                         "{} in zone {} is routed by two clusters: a record belongs to one cluster",
                         d.record_name,
@@ -456,10 +539,10 @@ impl Config {
                     ),
                 ));
             }
-            for (j, tg) in c.all_target_groups().enumerate() {
+            for (tg, field) in target_group_fields(c, &at) {
                 if !arns.insert(tg.arn.as_str()) {
                     return Err(invalid(
-                        format!("{at}.target_group[{j}].arn"),
+                        format!("{field}.arn"),
                         format!(
                             "target group {} is routed twice: a target group belongs to one cluster",
                             tg.arn
@@ -520,20 +603,21 @@ fn validate_cluster(c: &ClusterConfig, at: &str) -> Result<(), ConfigError> {
             ));
         }
     }
-    let tgs: Vec<_> = c.all_target_groups().collect();
-    if tgs.is_empty() && c.dns.is_none() {
+    let tgs = target_group_fields(c, at);
+    if tgs.is_empty() && c.dns.is_none() && c.replicas.is_none() {
         return Err(invalid(
             at,
-            "nothing to route: set `target_group` and/or `dns`",
+            "nothing to route: set `target_group` and/or `dns` (and/or `replicas`)",
         ));
     }
-    for (k, tg) in tgs.iter().enumerate() {
-        let tat = if k == 0 && c.target_group.is_some() {
-            format!("{at}.target_group")
-        } else {
-            let idx = if c.target_group.is_some() { k - 1 } else { k };
-            format!("{at}.target_groups[{idx}]")
-        };
+    for (tg, tat) in tgs {
+        if tg.strategy == Strategy::Replicas && !tat.contains(".replicas.") {
+            return Err(invalid(
+                format!("{tat}.strategy"),
+                "`replicas` is set by listing the target group under the cluster's `replicas` \
+                 (with `max_lag_bytes`): move it there",
+            ));
+        }
         validate_target_group_arn(&tg.arn, &format!("{tat}.arn"))?;
         if tg.max_deregistration_delay > 3600 {
             return Err(invalid(
@@ -550,8 +634,63 @@ fn validate_cluster(c: &ClusterConfig, at: &str) -> Result<(), ConfigError> {
     }
     if let Some(d) = &c.dns {
         validate_dns(d, c, &format!("{at}.dns"))?;
+        if d.routing == DnsRouting::Multivalue {
+            return Err(invalid(
+                format!("{at}.dns.routing"),
+                "multivalue is for the read endpoint (`replicas.dns`): the primary's record \
+                 names one node; use simple or failover",
+            ));
+        }
+    }
+    if let Some(r) = &c.replicas {
+        let rat = format!("{at}.replicas");
+        if r.target_group.is_none() && r.target_groups.is_empty() && r.dns.is_none() {
+            return Err(invalid(
+                rat,
+                "the read endpoint routes nothing: set `target_group`, `target_groups` and/or `dns`",
+            ));
+        }
+        if let Some(d) = &r.dns {
+            validate_dns(d, c, &format!("{rat}.dns"))?;
+            if d.routing == DnsRouting::Failover {
+                return Err(invalid(
+                    format!("{rat}.dns.routing"),
+                    "failover routing names one node per record: use simple (one record, every \
+                     replica) or multivalue (one record per replica)",
+                ));
+            }
+        }
     }
     Ok(())
+}
+
+/// Each target group of the cluster with the config path that names it in errors.
+fn target_group_fields<'a>(c: &'a ClusterConfig, at: &str) -> Vec<(&'a TargetGroupConfig, String)> {
+    let primary = c
+        .target_group
+        .iter()
+        .map(|tg| (tg, format!("{at}.target_group")))
+        .chain(
+            c.target_groups
+                .iter()
+                .enumerate()
+                .map(|(i, tg)| (tg, format!("{at}.target_groups[{i}]"))),
+        );
+    let read_fields: Vec<String> = c
+        .replicas
+        .iter()
+        .flat_map(|r| {
+            r.target_group
+                .iter()
+                .map(|_| format!("{at}.replicas.target_group"))
+                .chain(
+                    (0..r.target_groups.len()).map(|i| format!("{at}.replicas.target_groups[{i}]")),
+                )
+        })
+        .collect();
+    primary
+        .chain(c.read_target_groups.iter().zip(read_fields))
+        .collect()
 }
 
 fn validate_api_url(url: &str, field: &str) -> Result<(), ConfigError> {
@@ -711,6 +850,72 @@ mod tests {
             Some(5432)
         );
         assert_eq!(c.patroni.request_timeout, Duration::from_secs(2));
+    }
+
+    const READ: &str = r#", "replicas": {"max_lag_bytes": 4096,
+        "target_group": {"arn": "arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/pg-ro/0123456789abcdef", "port": 5432},
+        "dns": {"hosted_zone_id": "Z0123", "record_name": "ro.example.internal.", "routing": "multivalue"}}"#;
+
+    fn with_read(read: &str) -> String {
+        with(
+            "\"routing\": \"simple\"}",
+            &format!("\"routing\": \"simple\"}}{read}"),
+        )
+    }
+
+    #[test]
+    fn the_read_endpoint_parses_into_a_replicas_target_group() {
+        let c = Config::from_json(&with_read(READ), "test").expect("valid");
+        let c = &c.clusters[0];
+        let r = c.replicas.as_ref().expect("replicas");
+        assert_eq!((r.max_lag_bytes, r.fallback_to_primary), (4096, true));
+        let strategies: Vec<Strategy> = c.all_target_groups().map(|t| t.strategy).collect();
+        assert_eq!(strategies, vec![Strategy::PrimaryOnly, Strategy::Replicas]);
+    }
+
+    #[test]
+    fn read_endpoint_mistakes_name_the_field() {
+        let e = err_of(&with_read(&READ.replace(
+            "\"port\": 5432}",
+            "\"port\": 5432, \"strategy\": \"members\"}",
+        )));
+        assert!(
+            e.contains("replicas.target_group") && e.contains("unknown field `strategy`"),
+            "{e}"
+        );
+        let e = err_of(&with_read(&READ.replace("multivalue", "failover")));
+        assert!(e.contains("clusters[0].replicas.dns.routing"), "{e}");
+        let e = err_of(&with_read(&READ.replace("ro.example", "db.example")));
+        assert!(
+            e.contains("clusters[0].replicas.dns.record_name") && e.contains("two"),
+            "{e}"
+        );
+        let e = err_of(&with_read(&READ.replace("pg-ro", "pg")));
+        assert!(
+            e.contains("clusters[0].replicas.target_group.arn") && e.contains("twice"),
+            "{e}"
+        );
+        let e = err_of(&with_read(r#", "replicas": {"max_lag_bytes": 1}"#));
+        assert!(
+            e.contains("clusters[0].replicas") && e.contains("routes nothing"),
+            "{e}"
+        );
+        let e = err_of(&with(
+            "\"routing\": \"simple\"",
+            "\"routing\": \"multivalue\"",
+        ));
+        assert!(
+            e.contains("clusters[0].dns.routing") && e.contains("read endpoint"),
+            "{e}"
+        );
+        let e = err_of(&with(
+            "\"strategy\": \"primary-only\"",
+            "\"strategy\": \"replicas\"",
+        ));
+        assert!(
+            e.contains("clusters[0].target_group.strategy") && e.contains("move it"),
+            "{e}"
+        );
     }
 
     #[test]

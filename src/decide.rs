@@ -34,6 +34,17 @@ pub enum Verdict {
     Ambiguous,
 }
 
+/// A replica fit to follow the primary, with what the read endpoint needs to judge it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Replica {
+    pub name: String,
+    /// Bytes behind the primary as the DCS reports it; `None` when Patroni cannot tell.
+    pub lag: Option<u64>,
+    pub sync: bool,
+    /// Tagged `noloadbalance` in Patroni: never in the read endpoint.
+    pub noloadbalance: bool,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Decision {
     #[serde(flatten)]
@@ -46,6 +57,11 @@ pub struct Decision {
     pub misconfigured: BTreeMap<String, String>,
     /// For failover DNS: the best standby (sync first, then least lag), if any.
     pub standby: Option<String>,
+    /// With a confirmed primary: the configured replicas that stream from it (per its view)
+    /// and confirm themselves as running replicas, in config order. The read endpoint picks
+    /// from these.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub replicas: Vec<Replica>,
     /// Other things worth an operator's look (unconfigured members in the DCS, ...).
     pub warnings: Vec<String>,
 }
@@ -75,19 +91,14 @@ struct Evidence<'a> {
 }
 
 impl Evidence<'_> {
-    fn finish(
-        self,
-        verdict: Verdict,
-        reason: String,
-        stale: Vec<String>,
-        standby: Option<String>,
-    ) -> Decision {
+    fn finish(self, verdict: Verdict, reason: String, stale: Vec<String>) -> Decision {
         Decision {
             verdict,
             reason,
             stale_primaries: stale,
             misconfigured: self.misconfigured,
-            standby,
+            standby: None,
+            replicas: Vec::new(),
             warnings: self.warnings,
         }
     }
@@ -149,7 +160,7 @@ pub fn decide(cluster: &ClusterConfig, observations: &[NodeObservation]) -> Deci
         }
     }
     if let Some(reason) = split {
-        return ev.finish(Verdict::Ambiguous, reason, vec![], None);
+        return ev.finish(Verdict::Ambiguous, reason, vec![]);
     }
     collect_unknown_members(&mut ev);
 
@@ -158,14 +169,14 @@ pub fn decide(cluster: &ClusterConfig, observations: &[NodeObservation]) -> Deci
             let reason = "no node answered /cluster (Patroni unreachable or its DCS down): \
                           routing unchanged"
                 .to_string();
-            return ev.finish(Verdict::NoPrimary, reason, vec![], None);
+            return ev.finish(Verdict::NoPrimary, reason, vec![]);
         }
         0 => {
             let reason = format!(
                 "{views} /cluster view(s) name no leader (failover in progress or no leader lock): \
                  routing unchanged"
             );
-            return ev.finish(Verdict::NoPrimary, reason, vec![], None);
+            return ev.finish(Verdict::NoPrimary, reason, vec![]);
         }
         1 => named.keys().next().cloned().unwrap_or_default(),
         _ => {
@@ -177,7 +188,7 @@ pub fn decide(cluster: &ClusterConfig, observations: &[NodeObservation]) -> Deci
                 "/cluster views disagree on the leader ({}): routing unchanged",
                 claims.join("; ")
             );
-            return ev.finish(Verdict::Ambiguous, reason, vec![], None);
+            return ev.finish(Verdict::Ambiguous, reason, vec![]);
         }
     };
 
@@ -188,12 +199,12 @@ pub fn decide(cluster: &ClusterConfig, observations: &[NodeObservation]) -> Deci
              to it (add it to `nodes` if it belongs); routing unchanged",
             cluster.scope
         );
-        return ev.finish(Verdict::NoPrimary, reason, vec![], None);
+        return ev.finish(Verdict::NoPrimary, reason, vec![]);
     }
     if let Some(why) = ev.misconfigured.get(&candidate) {
         let reason =
             format!("the DCS leader {candidate} is misconfigured ({why}); routing unchanged");
-        return ev.finish(Verdict::NoPrimary, reason, vec![], None);
+        return ev.finish(Verdict::NoPrimary, reason, vec![]);
     }
     let leader_member_role = ev
         .trusted()
@@ -213,7 +224,7 @@ pub fn decide(cluster: &ClusterConfig, observations: &[NodeObservation]) -> Deci
              configured with standby_cluster={}: fix `standby_cluster`; routing unchanged",
             cluster.standby_cluster
         );
-        return ev.finish(Verdict::NoPrimary, reason, vec![], None);
+        return ev.finish(Verdict::NoPrimary, reason, vec![]);
     }
 
     let own = ev.observation(&candidate).map(|o| o.patroni.clone());
@@ -224,11 +235,11 @@ pub fn decide(cluster: &ClusterConfig, observations: &[NodeObservation]) -> Deci
                 "the DCS leader {candidate} does not answer /patroni ({e}): it may be failing \
                  over; routing unchanged"
             );
-            return ev.finish(Verdict::NoPrimary, reason, vec![], None);
+            return ev.finish(Verdict::NoPrimary, reason, vec![]);
         }
         None => {
             let reason = format!("no observation of the DCS leader {candidate}; routing unchanged");
-            return ev.finish(Verdict::NoPrimary, reason, vec![], None);
+            return ev.finish(Verdict::NoPrimary, reason, vec![]);
         }
     };
     let claims_leadership = |role: &str| {
@@ -250,7 +261,7 @@ pub fn decide(cluster: &ClusterConfig, observations: &[NodeObservation]) -> Deci
                 "primary"
             }
         );
-        return ev.finish(Verdict::NoPrimary, reason, vec![], None);
+        return ev.finish(Verdict::NoPrimary, reason, vec![]);
     }
     if status.cluster_unlocked {
         let reason = format!(
@@ -262,7 +273,7 @@ pub fn decide(cluster: &ClusterConfig, observations: &[NodeObservation]) -> Deci
                 ""
             }
         );
-        return ev.finish(Verdict::NoPrimary, reason, vec![], None);
+        return ev.finish(Verdict::NoPrimary, reason, vec![]);
     }
 
     // Rule 4: other self-declared primaries.
@@ -288,10 +299,11 @@ pub fn decide(cluster: &ClusterConfig, observations: &[NodeObservation]) -> Deci
         }
     }
     if let Some(reason) = newer {
-        return ev.finish(Verdict::Ambiguous, reason, stale, None);
+        return ev.finish(Verdict::Ambiguous, reason, stale);
     }
 
-    let standby = best_standby(&ev, &candidate, &stale);
+    let replicas = fit_replicas(&ev, &candidate, &stale);
+    let standby = best_standby(&replicas);
     let by = named
         .get(&candidate)
         .map(|v| v.join(", "))
@@ -310,15 +322,17 @@ pub fn decide(cluster: &ClusterConfig, observations: &[NodeObservation]) -> Deci
             stale.join(", ")
         ));
     }
-    ev.finish(
+    let mut d = ev.finish(
         Verdict::Confirmed {
             primary: candidate,
             timeline: status.timeline,
         },
         reason,
         stale,
-        standby,
-    )
+    );
+    d.standby = standby;
+    d.replicas = replicas;
+    d
 }
 
 /// Rule 1: a node answering as another scope or member is not one of ours.
@@ -368,39 +382,58 @@ fn collect_unknown_members(ev: &mut Evidence<'_>) {
     }
 }
 
-/// The standby for a failover record's SECONDARY: a configured, trusted node that the leader's
-/// view shows streaming and that itself says it is a running replica. Sync standbys first,
-/// then the least lag (unknown lag last), then config order.
-fn best_standby(ev: &Evidence<'_>, primary: &str, stale: &[String]) -> Option<String> {
-    let view = ev
+/// The replicas that follow the confirmed primary: configured, trusted nodes that the leader's
+/// view shows streaming and that themselves say they are running replicas; config order.
+fn fit_replicas(ev: &Evidence<'_>, primary: &str, stale: &[String]) -> Vec<Replica> {
+    let Some(view) = ev
         .observation(primary)
         .and_then(|o| o.cluster.as_ref().ok())
         .or_else(|| {
             ev.trusted()
                 .filter_map(|o| o.cluster.as_ref().ok())
                 .find(|v| v.members.iter().any(|m| m.name == primary && m.is_leader()))
-        })?;
-    let order = |name: &str| ev.cluster.nodes.iter().position(|n| n.name == name);
-    view.members
+        })
+    else {
+        return Vec::new();
+    };
+    ev.cluster
+        .nodes
         .iter()
-        .filter(|m| m.name != primary && m.is_streaming_replica())
-        .filter(|m| !ev.misconfigured.contains_key(&m.name) && !stale.contains(&m.name))
-        .filter(|m| {
-            ev.observation(&m.name).is_some_and(|o| {
+        .filter(|n| n.name != primary)
+        .filter(|n| !ev.misconfigured.contains_key(&n.name) && !stale.contains(&n.name))
+        .filter(|n| {
+            ev.observation(&n.name).is_some_and(|o| {
                 o.patroni
                     .as_ref()
                     .is_ok_and(|s| s.role == "replica" && s.state == "running")
             })
         })
-        .filter_map(|m| order(&m.name).map(|i| (m, i)))
-        .min_by_key(|(m, i)| {
-            let lag = match m.lag {
-                Some(Lag::Bytes(b)) => b,
-                _ => u64::MAX,
-            };
-            (!m.is_sync_standby(), lag, *i)
+        .filter_map(|n| {
+            let m = view
+                .members
+                .iter()
+                .find(|m| m.name == n.name && m.is_streaming_replica())?;
+            Some(Replica {
+                name: n.name.clone(),
+                lag: match m.lag {
+                    Some(Lag::Bytes(b)) => Some(b),
+                    _ => None,
+                },
+                sync: m.is_sync_standby(),
+                noloadbalance: m.tag_is_set("noloadbalance"),
+            })
         })
-        .map(|(m, _)| m.name.clone())
+        .collect()
+}
+
+/// The standby for a failover record's SECONDARY: sync standbys first, then the least lag
+/// (unknown lag last), then config order.
+fn best_standby(replicas: &[Replica]) -> Option<String> {
+    replicas
+        .iter()
+        .enumerate()
+        .min_by_key(|(i, r)| (!r.sync, r.lag.unwrap_or(u64::MAX), *i))
+        .map(|(_, r)| r.name.clone())
 }
 
 #[cfg(test)]

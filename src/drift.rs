@@ -99,7 +99,8 @@ pub fn check(
         }
     };
     match tg.strategy {
-        Strategy::PrimaryOnly => {
+        // A replica taken out of the read endpoint is lagging: its readers should move too.
+        Strategy::PrimaryOnly | Strategy::Replicas => {
             want_attr(
                 CONN_TERM_ON_DEREGISTRATION,
                 "true".into(),

@@ -13,7 +13,9 @@ use std::net::IpAddr;
 
 use serde::Serialize;
 
-use crate::config::{ClusterConfig, DnsConfig, DnsRouting, Strategy, TargetGroupConfig};
+use crate::config::{
+    ClusterConfig, DnsConfig, DnsRouting, ReplicasConfig, Strategy, TargetGroupConfig,
+};
 use crate::decide::Decision;
 
 /// How a target group names its targets (read from AWS, not configured).
@@ -74,6 +76,9 @@ pub struct RecordSet {
     pub values: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub health_check_id: Option<String>,
+    /// A multivalue-answer record (the read endpoint's `multivalue` routing).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub multivalue: bool,
     /// An alias record has no values of its own; we never overwrite one.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub alias: bool,
@@ -106,6 +111,10 @@ impl TargetGroupPlan {
 pub struct DnsPlan {
     pub zone_id: String,
     pub upserts: Vec<RecordSet>,
+    /// Exactly as Route 53 holds them (a DELETE must match): multivalue records of replicas
+    /// that left the read endpoint.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub deletes: Vec<RecordSet>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub blocked: Option<String>,
 }
@@ -152,6 +161,14 @@ pub fn plan_target_group(
             // Fail-static: the decision's reason says why; nothing to change.
             None => return plan,
         },
+        Strategy::Replicas => match cluster
+            .replicas
+            .as_ref()
+            .and_then(|r| read_set(r, decision))
+        {
+            Some(nodes) => nodes,
+            None => return plan,
+        },
         // Membership does not depend on who is primary (the health check decides), only on
         // the config; a node that proved misconfigured is still never routed to.
         Strategy::Members => cluster
@@ -194,6 +211,24 @@ pub fn plan_target_group(
     plan
 }
 
+/// The read endpoint's nodes: the replicas within `max_lag_bytes` (unknown lag counts as too
+/// far) not tagged `noloadbalance`, in config order; if there are none, the primary when
+/// `fallback_to_primary` is on. `None` without a confirmed primary: fail-static, like every
+/// other route (replica lag is measured against the primary).
+pub fn read_set<'d>(replicas: &ReplicasConfig, decision: &'d Decision) -> Option<Vec<&'d str>> {
+    let primary = decision.primary()?;
+    let fit: Vec<&str> = decision
+        .replicas
+        .iter()
+        .filter(|r| !r.noloadbalance && r.lag.is_some_and(|l| l <= replicas.max_lag_bytes))
+        .map(|r| r.name.as_str())
+        .collect();
+    if fit.is_empty() && replicas.fallback_to_primary {
+        return Some(vec![primary]);
+    }
+    Some(fit)
+}
+
 /// The records the decision calls for.
 fn desired_records(
     cluster: &ClusterConfig,
@@ -216,10 +251,13 @@ fn desired_records(
         ttl: Some(dns.ttl),
         values: vec![addr.to_string()],
         health_check_id: hc.clone(),
+        multivalue: false,
         alias: false,
     };
     Some(match dns.routing {
         DnsRouting::Simple => vec![record(primary.address, None, None, &None)],
+        // Rejected by config validation; never a route to more than the primary here.
+        DnsRouting::Multivalue => return None,
         DnsRouting::Failover => {
             // No healthy standby: the secondary points at the primary too, never at a stale node.
             let secondary = decision
@@ -245,6 +283,83 @@ fn desired_records(
     })
 }
 
+/// The read endpoint's records: `simple` is one record holding every node of the read set;
+/// `multivalue` is one multivalue-answer record per node, keyed by the node name.
+fn desired_read_records(
+    cluster: &ClusterConfig,
+    dns: &DnsConfig,
+    nodes: &[&str],
+) -> Option<Vec<RecordSet>> {
+    let addrs: Vec<IpAddr> = nodes
+        .iter()
+        .filter_map(|n| cluster.node(n))
+        .map(|n| n.address)
+        .collect();
+    let rtype = match cluster.nodes.first()?.address {
+        IpAddr::V4(_) => "A",
+        IpAddr::V6(_) => "AAAA",
+    };
+    let record = |values: Vec<String>, set_identifier: Option<String>| RecordSet {
+        name: dns.normalized_name(),
+        rtype: rtype.to_string(),
+        multivalue: set_identifier.is_some(),
+        set_identifier,
+        failover: None,
+        ttl: Some(dns.ttl),
+        values,
+        health_check_id: None,
+        alias: false,
+    };
+    Some(match dns.routing {
+        DnsRouting::Multivalue => nodes
+            .iter()
+            .zip(&addrs)
+            .map(|(n, a)| record(vec![a.to_string()], Some(n.to_string())))
+            .collect(),
+        // An empty simple record is not allowed by Route 53: with nobody to serve reads and
+        // no fallback, the record keeps its last value (reported as blocked).
+        _ if addrs.is_empty() => return Some(vec![]),
+        _ => vec![record(
+            addrs.iter().map(ToString::to_string).collect(),
+            None,
+        )],
+    })
+}
+
+/// Plan the read endpoint's record.
+pub fn plan_read_dns(
+    cluster: &ClusterConfig,
+    replicas: &ReplicasConfig,
+    dns: &DnsConfig,
+    decision: &Decision,
+    current: &DnsState,
+) -> DnsPlan {
+    let empty = DnsPlan {
+        zone_id: dns.zone_id().to_string(),
+        upserts: vec![],
+        deletes: vec![],
+        blocked: None,
+    };
+    let Some(nodes) = read_set(replicas, decision) else {
+        return empty;
+    };
+    let Some(desired) = desired_read_records(cluster, dns, &nodes) else {
+        return empty;
+    };
+    if desired.is_empty() && dns.routing == DnsRouting::Simple {
+        return DnsPlan {
+            blocked: Some(format!(
+                "no replica fits the read endpoint and fallback_to_primary is off: {} keeps its \
+                 current value (a simple record cannot be empty; use multivalue routing to \
+                 remove every replica)",
+                dns.normalized_name()
+            )),
+            ..empty
+        };
+    }
+    diff_records(dns, desired, current)
+}
+
 /// Plan the cluster's DNS records.
 pub fn plan_dns(
     cluster: &ClusterConfig,
@@ -252,16 +367,31 @@ pub fn plan_dns(
     decision: &Decision,
     current: &DnsState,
 ) -> DnsPlan {
+    // Fail-static without a confirmed primary: the decision's reason says why.
+    let Some(desired) = desired_records(cluster, dns, decision) else {
+        return DnsPlan {
+            zone_id: dns.zone_id().to_string(),
+            upserts: vec![],
+            deletes: vec![],
+            blocked: None,
+        };
+    };
+    diff_records(dns, desired, current)
+}
+
+/// What must change at the configured name to hold exactly `desired` (all of one type).
+fn diff_records(dns: &DnsConfig, desired: Vec<RecordSet>, current: &DnsState) -> DnsPlan {
     let mut plan = DnsPlan {
         zone_id: dns.zone_id().to_string(),
         upserts: vec![],
+        deletes: vec![],
         blocked: None,
     };
-    // Fail-static without a confirmed primary: the decision's reason says why.
-    let Some(desired) = desired_records(cluster, dns, decision) else {
-        return plan;
-    };
     let name = dns.normalized_name();
+    let rtype = match cluster_rtype(&desired, current, &name) {
+        Some(t) => t,
+        None => return plan,
+    };
     let at_name: Vec<&RecordSet> = current.records.iter().filter(|r| r.name == name).collect();
     if let Some(cname) = at_name.iter().find(|r| r.rtype == "CNAME") {
         plan.blocked = Some(format!(
@@ -270,7 +400,6 @@ pub fn plan_dns(
         ));
         return plan;
     }
-    let rtype = desired[0].rtype.clone();
     let same_type: Vec<&&RecordSet> = at_name.iter().filter(|r| r.rtype == rtype).collect();
     let conflicting = match dns.routing {
         DnsRouting::Simple => same_type.iter().find(|r| r.set_identifier.is_some()),
@@ -278,6 +407,10 @@ pub fn plan_dns(
             r.set_identifier.is_none()
                 || !desired.iter().any(|d| d.set_identifier == r.set_identifier)
         }),
+        // Other replicas' records are ours to remove; any other policy is not.
+        DnsRouting::Multivalue => same_type
+            .iter()
+            .find(|r| r.set_identifier.is_none() || !r.multivalue),
     };
     if let Some(c) = conflicting {
         plan.blocked = Some(format!(
@@ -295,26 +428,34 @@ pub fn plan_dns(
             match dns.routing {
                 DnsRouting::Simple => "simple",
                 DnsRouting::Failover => "failover",
+                DnsRouting::Multivalue => "multivalue",
             }
         ));
         return plan;
+    }
+    for have in &same_type {
+        if have.alias {
+            plan.blocked = Some(format!(
+                "{name} {rtype} is an alias record: not overwritten; delete it to let the router manage it"
+            ));
+            return plan;
+        }
+        if dns.routing == DnsRouting::Multivalue
+            && !desired
+                .iter()
+                .any(|d| d.set_identifier == have.set_identifier)
+        {
+            plan.deletes.push((**have).clone());
+        }
     }
     for want in desired {
         let have = same_type
             .iter()
             .find(|r| r.set_identifier == want.set_identifier);
-        if let Some(h) = have
-            && h.alias
-        {
-            plan.blocked = Some(format!(
-                "{name} {rtype} is an alias record: not overwritten; delete it to let the router manage it"
-            ));
-            plan.upserts.clear();
-            return plan;
-        }
         let same = have.is_some_and(|h| {
             h.ttl == want.ttl
                 && h.failover == want.failover
+                && h.multivalue == want.multivalue
                 && h.health_check_id == want.health_check_id
                 && sorted(&h.values) == sorted(&want.values)
         });
@@ -323,6 +464,19 @@ pub fn plan_dns(
         }
     }
     plan
+}
+
+/// The record type the cluster's records have (A for IPv4 nodes, AAAA for IPv6): taken from
+/// the desired records, or, when there are none (multivalue with nobody fit), from what the
+/// name holds.
+fn cluster_rtype(desired: &[RecordSet], current: &DnsState, name: &str) -> Option<String> {
+    desired.first().map(|d| d.rtype.clone()).or_else(|| {
+        current
+            .records
+            .iter()
+            .find(|r| r.name == name && (r.rtype == "A" || r.rtype == "AAAA"))
+            .map(|r| r.rtype.clone())
+    })
 }
 
 fn sorted(v: &[String]) -> Vec<String> {

@@ -2,7 +2,7 @@
 //! the Lambda's scheduled and direct events): poll Patroni, decide, read AWS, plan, apply,
 //! report. Clusters are independent: one failing never blocks another.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -63,7 +63,8 @@ struct Prepared<'a> {
     nodes: Vec<NodeReport>,
     routing: Routing,
     tg_plans: Vec<TargetGroupPlan>,
-    dns_plan: Option<DnsPlan>,
+    /// The primary's record and the read endpoint's, each in its zone.
+    dns_plans: Vec<DnsPlan>,
     drift: Vec<DriftReport>,
     errors: Vec<String>,
 }
@@ -203,7 +204,7 @@ impl Router {
                 .collect()
         };
         let mut per_zone: HashMap<&str, usize> = HashMap::new();
-        for d in clusters.iter().filter_map(|c| c.dns.as_ref()) {
+        for d in clusters.iter().flat_map(|c| all_dns(c)) {
             *per_zone.entry(d.zone_id()).or_default() += 1;
         }
         let zones: Vec<&str> = per_zone
@@ -281,13 +282,19 @@ impl Router {
                 .all_target_groups()
                 .map(|tg| async move { (tg, self.read_target_group(&tg.arn, shared).await) }),
         );
+        let read_replicas = cluster.replicas.as_ref();
         let dns_read = async {
-            match &cluster.dns {
+            let primary = match &cluster.dns {
                 Some(d) => Some((d, self.read_dns(d, shared).await)),
                 None => None,
-            }
+            };
+            let read = match read_replicas.and_then(|r| r.dns.as_ref().map(|d| (r, d))) {
+                Some((r, d)) => Some((r, d, self.read_dns(d, shared).await)),
+                None => None,
+            };
+            (primary, read)
         };
-        let (tg_states, dns_state) = tokio::join!(reads, dns_read);
+        let (tg_states, (dns_state, read_dns_state)) = tokio::join!(reads, dns_read);
         for (tg, state) in tg_states {
             match state {
                 Ok(state) => {
@@ -301,7 +308,7 @@ impl Router {
                 Err(e) => errors.push(e.to_string()),
             }
         }
-        let mut dns_plan = None;
+        let mut dns_plans = Vec::new();
         if let Some((d, state)) = dns_state {
             match state {
                 Ok(state) => {
@@ -309,8 +316,21 @@ impl Router {
                     if let Some(b) = &p.blocked {
                         errors.push(format!("record {}: {b}", d.normalized_name()));
                     }
-                    dns_plan = Some(p);
+                    dns_plans.push(p);
                     routing.dns = Some(state);
+                }
+                Err(e) => errors.push(e.to_string()),
+            }
+        }
+        if let Some((r, d, state)) = read_dns_state {
+            match state {
+                Ok(state) => {
+                    let p = plan::plan_read_dns(cluster, r, d, &decision, &state);
+                    if let Some(b) = &p.blocked {
+                        errors.push(format!("read record {}: {b}", d.normalized_name()));
+                    }
+                    dns_plans.push(p);
+                    routing.read_dns = Some(state);
                 }
                 Err(e) => errors.push(e.to_string()),
             }
@@ -323,7 +343,7 @@ impl Router {
             nodes,
             routing,
             tg_plans,
-            dns_plan,
+            dns_plans,
             drift: Vec::new(),
             errors,
         }
@@ -479,109 +499,146 @@ impl Router {
         changes
     }
 
-    /// One atomic change batch for `members` (indexes into `prepared`) in `zone`; if it fails
-    /// and holds several clusters, each is retried alone.
-    async fn upsert_batch(
+    /// One atomic change batch for `members` (cluster index into `prepared`, plan index into
+    /// its `dns_plans`) in `zone`; if it fails and holds several clusters, each is retried alone.
+    async fn change_batch(
         &self,
         zone: &str,
-        members: &[usize],
+        members: &[(usize, usize)],
         prepared: &[(Prepared<'_>, Vec<ChangeReport>)],
-        outcomes: &mut [Option<Result<(), AwsError>>],
+        outcomes: &mut HashMap<(usize, usize), Result<(), AwsError>>,
     ) {
-        let records: Vec<RecordSet> = members
-            .iter()
-            .filter_map(|&i| prepared[i].0.dns_plan.as_ref())
-            .flat_map(|d| d.upserts.iter().cloned())
-            .collect();
-        let scopes: Vec<&str> = members
-            .iter()
-            .map(|&i| prepared[i].0.cluster.scope.as_str())
-            .collect();
-        let comment = format!("patroni-router: {}", scopes.join(", "));
-        let comment: String = comment.chars().take(256).collect(); // Route 53's limit
-        let r = aws::route53::upsert(&self.aws, zone, &records, &comment).await;
-        if r.is_ok() || members.len() == 1 {
-            for &i in members {
-                outcomes[i] = Some(r.clone());
+        let clusters: BTreeSet<usize> = members.iter().map(|m| m.0).collect();
+        let send = |members: Vec<(usize, usize)>| async move {
+            let plans: Vec<&DnsPlan> = members
+                .iter()
+                .map(|&(i, j)| &prepared[i].0.dns_plans[j])
+                .collect();
+            let deletes: Vec<RecordSet> = plans.iter().flat_map(|d| d.deletes.clone()).collect();
+            let upserts: Vec<RecordSet> = plans.iter().flat_map(|d| d.upserts.clone()).collect();
+            let scopes: BTreeSet<&str> = members
+                .iter()
+                .map(|&(i, _)| prepared[i].0.cluster.scope.as_str())
+                .collect();
+            let comment = format!(
+                "patroni-router: {}",
+                scopes.into_iter().collect::<Vec<_>>().join(", ")
+            );
+            let comment: String = comment.chars().take(256).collect(); // Route 53's limit
+            let r = aws::route53::change(&self.aws, zone, &deletes, &upserts, &comment).await;
+            (members, r)
+        };
+        let (members, r) = send(members.to_vec()).await;
+        if r.is_ok() || clusters.len() == 1 {
+            for m in members {
+                outcomes.insert(m, r.clone());
             }
             return;
         }
         warn!(zone = %zone, "batched Route 53 change failed; retrying cluster by cluster");
-        for &i in members {
-            let Some(d) = prepared[i].0.dns_plan.as_ref() else {
-                continue;
-            };
-            let comment = format!("patroni-router: {}", prepared[i].0.cluster.scope);
-            outcomes[i] = Some(aws::route53::upsert(&self.aws, zone, &d.upserts, &comment).await);
+        for c in clusters {
+            let mine: Vec<(usize, usize)> = members.iter().copied().filter(|m| m.0 == c).collect();
+            let (mine, r) = send(mine).await;
+            for m in mine {
+                outcomes.insert(m, r.clone());
+            }
         }
     }
 
-    /// Batch every cluster's UPSERTs into one call per hosted zone. Route 53 applies a batch
-    /// atomically, so if a multi-cluster batch fails, each cluster is retried on its own: one
-    /// bad cluster must not block the others. Returns the DNS changes per prepared cluster.
+    /// Batch every cluster's record changes into one call per hosted zone. Route 53 applies a
+    /// batch atomically, so if a multi-cluster batch fails, each cluster is retried on its own:
+    /// one bad cluster must not block the others. Returns the DNS changes per prepared cluster.
     async fn apply_dns(
         &self,
         prepared: &mut [(Prepared<'_>, Vec<ChangeReport>)],
         mode: Mode,
     ) -> Vec<Vec<ChangeReport>> {
-        let mut by_zone: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+        // zone -> cluster -> its plans in that zone
+        let mut by_zone: BTreeMap<String, BTreeMap<usize, Vec<(usize, usize)>>> = BTreeMap::new();
         for (i, (p, _)) in prepared.iter().enumerate() {
-            if let Some(d) = &p.dns_plan
-                && !d.upserts.is_empty()
-            {
-                by_zone.entry(d.zone_id.clone()).or_default().push(i);
+            for (j, d) in p.dns_plans.iter().enumerate() {
+                if !d.upserts.is_empty() || !d.deletes.is_empty() {
+                    by_zone
+                        .entry(d.zone_id.clone())
+                        .or_default()
+                        .entry(i)
+                        .or_default()
+                        .push((i, j));
+                }
             }
         }
-        let mut outcomes: Vec<Option<Result<(), AwsError>>> = vec![None; prepared.len()];
+        let mut outcomes: HashMap<(usize, usize), Result<(), AwsError>> = HashMap::new();
         if mode == Mode::Reconcile {
-            for (zone, members) in &by_zone {
+            for (zone, clusters) in &by_zone {
+                let ids: Vec<usize> = clusters.keys().copied().collect();
                 let size = |i: usize| {
-                    prepared[i]
-                        .0
-                        .dns_plan
-                        .as_ref()
-                        .map_or(0, |d| d.upserts.len())
+                    clusters[&i]
+                        .iter()
+                        .map(|&(i, j)| {
+                            let d = &prepared[i].0.dns_plans[j];
+                            d.upserts.len() + d.deletes.len()
+                        })
+                        .sum()
                 };
-                for chunk in batches(members, size, MAX_CHANGES_PER_BATCH) {
-                    self.upsert_batch(zone, &chunk, prepared, &mut outcomes)
+                for chunk in batches(&ids, size, MAX_CHANGES_PER_BATCH) {
+                    let members: Vec<(usize, usize)> = chunk
+                        .iter()
+                        .flat_map(|i| clusters[i].iter().copied())
+                        .collect();
+                    self.change_batch(zone, &members, prepared, &mut outcomes)
                         .await;
                 }
             }
         }
         prepared
             .iter_mut()
-            .zip(outcomes)
-            .map(|((p, _), result)| {
-                let Some(d) = &p.dns_plan else { return vec![] };
-                let (status, error) = match &result {
-                    None => (ChangeStatus::Planned, None),
-                    Some(r) => outcome(r),
-                };
-                if let Some(Err(e)) = &result {
-                    p.errors.push(e.to_string());
-                }
-                d.upserts
-                    .iter()
-                    .map(|r| {
-                        if let Some(res) = &result {
-                            log_record(&p.cluster.scope, r, res);
+            .enumerate()
+            .map(|(i, (p, _))| {
+                let mut changes = Vec::new();
+                for (j, d) in p.dns_plans.iter().enumerate() {
+                    let result = outcomes.get(&(i, j));
+                    let (status, error) = match result {
+                        None => (ChangeStatus::Planned, None),
+                        Some(r) => outcome(r),
+                    };
+                    if let Some(Err(e)) = result {
+                        let e = e.to_string();
+                        if !p.errors.contains(&e) {
+                            p.errors.push(e);
                         }
-                        ChangeReport {
+                    }
+                    let records = d
+                        .deletes
+                        .iter()
+                        .map(|r| (Action::Delete, r))
+                        .chain(d.upserts.iter().map(|r| (Action::Upsert, r)));
+                    for (action, r) in records {
+                        if let Some(res) = result {
+                            log_record(&p.cluster.scope, action, r, res);
+                        }
+                        changes.push(ChangeReport {
                             resource: format!("{}/{}", d.zone_id, r.name),
-                            action: Action::Upsert,
+                            action,
                             target: describe_record(r),
-                            node: r
-                                .values
-                                .first()
-                                .and_then(|v| node_for_address(p.cluster, v)),
+                            node: (r.values.len() == 1)
+                                .then(|| node_for_address(p.cluster, &r.values[0]))
+                                .flatten(),
                             status,
                             error: error.clone(),
-                        }
-                    })
-                    .collect()
+                        });
+                    }
+                }
+                changes
             })
             .collect()
     }
+}
+
+/// The cluster's records: the primary's and the read endpoint's.
+fn all_dns(c: &ClusterConfig) -> impl Iterator<Item = &DnsConfig> {
+    c.dns
+        .iter()
+        .chain(c.replicas.iter().filter_map(|r| r.dns.as_ref()))
 }
 
 /// Route 53 takes at most 1,000 changes in one ChangeResourceRecordSets call.
@@ -635,11 +692,12 @@ fn outcome(r: &Result<(), AwsError>) -> (ChangeStatus, Option<String>) {
 fn describe_record(r: &RecordSet) -> String {
     let mut s = format!("{} {} {}", r.name, r.rtype, r.values.join(","));
     if let Some(id) = &r.set_identifier {
-        s.push_str(&format!(
-            " [{} {}]",
-            r.failover.as_deref().unwrap_or(""),
-            id
-        ));
+        let policy = match (&r.failover, r.multivalue) {
+            (Some(f), _) => f.as_str(),
+            (None, true) => "MULTIVALUE",
+            (None, false) => "",
+        };
+        s.push_str(&format!(" [{policy} {id}]"));
     }
     s
 }
@@ -691,12 +749,13 @@ fn node_reports(
                     routed_by.push(format!("tg:{}", tg_name(&tg.arn)));
                 }
             }
-            if let Some(dns) = &routing.dns {
-                for r in &dns.records {
+            let records = [("dns", &routing.dns), ("dns-read", &routing.read_dns)];
+            for (label, dns) in records {
+                for r in dns.iter().flat_map(|d| &d.records) {
                     if r.values.contains(&n.address.to_string()) {
                         routed_by.push(match &r.set_identifier {
-                            Some(id) => format!("dns:{id}"),
-                            None => "dns".to_string(),
+                            Some(id) => format!("{label}:{id}"),
+                            None => label.to_string(),
                         });
                     }
                 }
@@ -756,10 +815,12 @@ fn log_apply(what: &str, arn: &str, targets: &[plan::Target], r: &Result<(), Aws
     }
 }
 
-fn log_record(scope: &str, r: &RecordSet, res: &Result<(), AwsError>) {
+fn log_record(scope: &str, action: Action, r: &RecordSet, res: &Result<(), AwsError>) {
     match res {
-        Ok(()) => info!(scope, record = %describe_record(r), "upsert applied"),
-        Err(e) => warn!(scope, record = %describe_record(r), error = %e, "upsert failed"),
+        Ok(()) => info!(scope, record = %describe_record(r), ?action, "record change applied"),
+        Err(e) => {
+            warn!(scope, record = %describe_record(r), ?action, error = %e, "record change failed")
+        }
     }
 }
 

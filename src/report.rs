@@ -84,6 +84,9 @@ pub struct Routing {
     pub target_groups: Vec<TargetGroupState>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dns: Option<DnsState>,
+    /// The read endpoint's record (`replicas.dns`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub read_dns: Option<DnsState>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -114,6 +117,8 @@ pub enum Action {
     Register,
     Deregister,
     Upsert,
+    /// A replica's multivalue record removed from the read endpoint.
+    Delete,
     /// Target-group settings (attributes, health check) brought in line.
     ModifySettings,
 }
@@ -174,6 +179,7 @@ impl Report {
                     Action::Register => "register",
                     Action::Deregister => "deregister",
                     Action::Upsert => "upsert",
+                    Action::Delete => "delete",
                     Action::ModifySettings => "settings",
                 };
                 let status = match ch.status {

@@ -12,6 +12,31 @@ pub const TG_ARN: &str =
 /// A cluster `pgha` of `n` nodes pg1..pgn at 10.0.1.(10+i), instance i-000..i-00n,
 /// with a primary-only target group and a simple record.
 pub fn cluster(n: usize) -> ClusterConfig {
+    cluster_with(n, "")
+}
+
+pub const READ_TG_ARN: &str =
+    "arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/pg-ro/0123456789abcdef";
+
+/// [`cluster`] with a read endpoint: a replicas target group and a `routing` record
+/// `ro.example.internal.`, at most `max_lag` bytes behind, falling back to the primary or not.
+pub fn cluster_with_replicas(
+    n: usize,
+    routing: &str,
+    max_lag: u64,
+    fallback: bool,
+) -> ClusterConfig {
+    cluster_with(
+        n,
+        &format!(
+            r#", "replicas": {{"max_lag_bytes": {max_lag}, "fallback_to_primary": {fallback},
+                "target_group": {{"arn": "{READ_TG_ARN}", "port": 5432}},
+                "dns": {{"hosted_zone_id": "Z0123", "record_name": "ro.example.internal.", "ttl": 10, "routing": "{routing}"}}}}"#
+        ),
+    )
+}
+
+fn cluster_with(n: usize, extra: &str) -> ClusterConfig {
     let nodes: Vec<String> = (1..=n)
         .map(|i| {
             format!(
@@ -24,7 +49,7 @@ pub fn cluster(n: usize) -> ClusterConfig {
     let text = format!(
         r#"{{"clusters": [{{"scope": "pgha", "nodes": [{}],
             "target_group": {{"arn": "{TG_ARN}", "port": 5432}},
-            "dns": {{"hosted_zone_id": "Z0123", "record_name": "db.example.internal.", "ttl": 10}}}}]}}"#,
+            "dns": {{"hosted_zone_id": "Z0123", "record_name": "db.example.internal.", "ttl": 10}}{extra}}}]}}"#,
         nodes.join(",")
     );
     let mut c: Config = Config::from_json(&text, "testkit").expect("testkit config is valid");

@@ -1,4 +1,4 @@
-//! Route 53: read the record sets at a name; apply UPSERTs as one change batch per zone.
+//! Route 53: read the record sets at a name; apply UPSERTs and DELETEs as one change batch per zone.
 
 use aws_sdk_route53::types::{
     Change, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet,
@@ -125,6 +125,7 @@ fn from_sdk(r: &ResourceRecordSet, name: String) -> RecordSet {
             .map(|v| v.value().to_string())
             .collect(),
         health_check_id: r.health_check_id().map(str::to_string),
+        multivalue: r.multi_value_answer().unwrap_or(false),
         alias: r.alias_target().is_some(),
     }
 }
@@ -144,24 +145,29 @@ fn to_sdk(r: &RecordSet) -> Result<ResourceRecordSet, String> {
         .set_ttl(r.ttl)
         .set_resource_records(Some(records))
         .set_health_check_id(r.health_check_id.clone())
+        .set_multi_value_answer(r.multivalue.then_some(true))
         .build()
         .map_err(|e| e.to_string())
 }
 
-/// Apply UPSERTs to one zone in one atomic ChangeResourceRecordSets call.
-pub async fn upsert(
+/// Apply DELETEs (records exactly as read) and UPSERTs to one zone in one atomic
+/// ChangeResourceRecordSets call.
+pub async fn change(
     aws: &AwsClients,
     zone_id: &str,
-    records: &[RecordSet],
+    deletes: &[RecordSet],
+    upserts: &[RecordSet],
     comment: &str,
 ) -> Result<(), AwsError> {
     let resource = format!("hosted zone {zone_id}");
     let bad = |e: String| AwsError::new("ChangeResourceRecordSets", &resource, None, e);
-    let changes = records
+    let changes = deletes
         .iter()
-        .map(|r| {
+        .map(|r| (ChangeAction::Delete, r))
+        .chain(upserts.iter().map(|r| (ChangeAction::Upsert, r)))
+        .map(|(action, r)| {
             Change::builder()
-                .action(ChangeAction::Upsert)
+                .action(action)
                 .resource_record_set(to_sdk(r)?)
                 .build()
                 .map_err(|e| e.to_string())

@@ -471,3 +471,50 @@ fn best_standby_prefers_sync_then_least_lag_then_known_lag() {
         "unknown lag, last resort"
     );
 }
+
+#[test]
+fn replicas_follow_the_leaders_view_with_lag_and_noloadbalance() {
+    let mut view = fixture_cluster("cluster.json");
+    for m in &mut view.members {
+        if m.name == "pg3" {
+            m.lag = Some(Lag::Bytes(70_000));
+            m.tags
+                .insert("noloadbalance".into(), serde_json::Value::Bool(true));
+        }
+    }
+    let o: Vec<NodeObservation> = ["pg1", "pg2", "pg3"]
+        .iter()
+        .map(|n| {
+            let file = if *n == "pg1" {
+                "patroni-leader.json"
+            } else {
+                "patroni-replica.json"
+            };
+            obs(n, Ok(fixture_patroni(file, n)), Ok(view.clone()))
+        })
+        .collect();
+    let d = decide(&cluster(3), &o);
+    assert_eq!(confirmed(&d), "pg1");
+    let got: Vec<(&str, Option<u64>, bool)> = d
+        .replicas
+        .iter()
+        .map(|r| (r.name.as_str(), r.lag, r.noloadbalance))
+        .collect();
+    assert_eq!(
+        got,
+        vec![("pg2", Some(0), false), ("pg3", Some(70_000), true)]
+    );
+
+    // A replica that does not confirm itself (its own /patroni says stopped) is not listed.
+    let mut o2 = o.clone();
+    if let Ok(s) = &mut o2[1].patroni {
+        s.state = "stopped".into();
+    }
+    let d = decide(&cluster(3), &o2);
+    let names: Vec<&str> = d.replicas.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, vec!["pg3"]);
+
+    // Without a confirmed primary there are no replicas to route reads to.
+    let d = decide(&cluster(3), &[down("pg1"), o[1].clone(), o[2].clone()]);
+    assert!(d.primary().is_none() && d.replicas.is_empty(), "{d:?}");
+}

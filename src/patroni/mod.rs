@@ -123,6 +123,18 @@ impl Member {
         ) && matches!(self.state.as_deref(), Some("streaming" | "running"))
     }
 
+    /// A Patroni tag such as `nofailover` or `noloadbalance`: set when true (YAML booleans
+    /// reach the REST API as JSON `true`; a string "true"/"yes"/"on" counts too).
+    pub fn tag_is_set(&self, tag: &str) -> bool {
+        match self.tags.get(tag) {
+            Some(serde_json::Value::Bool(b)) => *b,
+            Some(serde_json::Value::String(s)) => {
+                matches!(s.to_ascii_lowercase().as_str(), "true" | "yes" | "on" | "1")
+            }
+            _ => false,
+        }
+    }
+
     pub fn is_sync_standby(&self) -> bool {
         matches!(self.role.as_str(), "sync_standby" | "quorum_standby")
     }
