@@ -1,6 +1,7 @@
 //! The Lambda entry point: classify the event, run the one reconcile path, answer with the
 //! report. Config and clients are built once per cold start and reused across invocations.
 
+use std::io::Write as _;
 use std::sync::Arc;
 
 use base64::Engine as _;
@@ -176,7 +177,27 @@ pub async fn handle_webhook(app: &App, req: &webhook::Request) -> Value {
     }
 }
 
+/// Metrics of a reconcile as EMF lines on stdout (CloudWatch extracts them; see `emf`).
+/// Plan runs change nothing and are not counted.
+fn emit_metrics(report: &crate::report::Report) {
+    if report.mode != Mode::Reconcile {
+        return;
+    }
+    let namespace = crate::emf::namespace_from_env();
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0);
+    let mut out = std::io::stdout().lock();
+    for c in &report.clusters {
+        let line = crate::emf::document(&namespace, c, now_ms);
+        // A failed write to stdout loses a metric, never the routing.
+        let _ = writeln!(out, "{line}");
+    }
+}
+
 fn log_outcome(report: &crate::report::Report) {
+    emit_metrics(report);
     if report.ok {
         info!(
             clusters = report.clusters.len(),

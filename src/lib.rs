@@ -7,6 +7,7 @@ pub mod cli;
 pub mod config;
 pub mod decide;
 pub mod drift;
+pub mod emf;
 pub mod error_chain;
 pub mod lambda;
 pub mod logging;

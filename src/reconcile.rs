@@ -666,8 +666,37 @@ fn batches(members: &[usize], size: impl Fn(usize) -> usize, max: usize) -> Vec<
 }
 
 fn finish(p: Prepared<'_>, changes: Vec<ChangeReport>) -> ClusterReport {
+    let read_set = p
+        .cluster
+        .replicas
+        .as_ref()
+        .and_then(|r| plan::read_set(r, &p.decision))
+        .map(|nodes| nodes.into_iter().map(str::to_string).collect());
+    let read_resources: BTreeSet<String> = p
+        .cluster
+        .all_target_groups()
+        .filter(|t| t.strategy == crate::config::Strategy::Replicas)
+        .map(|t| t.arn.clone())
+        .chain(
+            p.cluster
+                .replicas
+                .iter()
+                .filter_map(|r| r.dns.as_ref())
+                .map(|d| format!("{}/{}", d.zone_id(), d.normalized_name())),
+        )
+        .collect();
+    let primary_moved = p.decision.primary().is_some_and(|primary| {
+        changes.iter().any(|c| {
+            c.status == ChangeStatus::Applied
+                && matches!(c.action, Action::Register | Action::Upsert)
+                && c.node.as_deref() == Some(primary)
+                && !read_resources.contains(&c.resource)
+        })
+    });
     ClusterReport {
         scope: p.cluster.scope.clone(),
+        primary_moved,
+        read_set,
         decision: p.decision,
         nodes: p.nodes,
         routing: p.routing,

@@ -32,6 +32,12 @@ pub struct Report {
 pub struct ClusterReport {
     pub scope: String,
     pub decision: Decision,
+    /// This run applied a change routing the writer endpoint to the confirmed primary (a
+    /// failover or switchover reached AWS, or routing was first set up).
+    pub primary_moved: bool,
+    /// The read endpoint's nodes as decided (`None`: no read endpoint, or fail-static).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub read_set: Option<Vec<String>>,
     pub nodes: Vec<NodeReport>,
     /// Routing as read from AWS before any change of this run.
     pub routing: Routing,

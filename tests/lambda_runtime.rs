@@ -87,11 +87,14 @@ struct Lambda {
     _function: Child,
     /// The function's logs (stderr), to check what they do and do not say.
     log: PathBuf,
+    /// The function's stdout: CloudWatch EMF metric lines.
+    metrics: PathBuf,
 }
 
 impl Drop for Lambda {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.log);
+        let _ = std::fs::remove_file(&self.metrics);
     }
 }
 
@@ -116,6 +119,8 @@ impl Lambda {
         wait_for_port(port).await;
         let log = std::env::temp_dir().join(format!("{}.log", unique("lambda-")));
         let log_file = std::fs::File::create(&log).expect("log file");
+        let metrics = std::env::temp_dir().join(format!("{}.emf", unique("lambda-")));
+        let metrics_file = std::fs::File::create(&metrics).expect("metrics file");
         let function = Command::new(env!("CARGO_BIN_EXE_patroni-router"))
             .env(
                 "AWS_LAMBDA_RUNTIME_API",
@@ -127,7 +132,7 @@ impl Lambda {
             .env("ROUTER_CONFIG", config)
             .env("ROUTER_WEBHOOK_SECRET", TEST_SECRET)
             .env_remove("ROUTER_CONFIG_FILE")
-            .stdout(Stdio::null())
+            .stdout(Stdio::from(metrics_file))
             .stderr(Stdio::from(log_file))
             .kill_on_drop(true)
             .spawn()
@@ -137,6 +142,7 @@ impl Lambda {
             _emulator: emulator,
             _function: function,
             log,
+            metrics,
         }
     }
 
@@ -393,4 +399,29 @@ async fn every_sample_event_through_the_lambda_runtime() {
         serde_json::from_str::<Value>(line)
             .unwrap_or_else(|e| panic!("not a JSON log line ({e}): {line}"));
     }
+
+    // Metrics: one EMF document per cluster per reconcile on stdout, none for plan runs.
+    let emf: Vec<Value> = std::fs::read_to_string(&lambda.metrics)
+        .expect("function stdout")
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not EMF ({e}): {l}")))
+        .collect();
+    assert!(!emf.is_empty(), "no EMF line on stdout");
+    for d in &emf {
+        assert_eq!(
+            d["_aws"]["CloudWatchMetrics"][0]["Namespace"], "PatroniRouter",
+            "{d}"
+        );
+        assert_eq!(d["Cluster"], "pgha", "{d}");
+    }
+    let moved: Vec<&Value> = emf.iter().filter(|d| d["PrimaryChanges"] == 1).collect();
+    assert!(
+        !moved.is_empty() && moved.iter().all(|d| d["DecisionConfirmed"] == 1),
+        "the runs that moved routing are counted, with a confirmed decision: {emf:?}"
+    );
+    assert!(
+        emf.iter()
+            .any(|d| d["PrimaryChanges"] == 0 && d["ChangesApplied"] == 0),
+        "steady-state runs count zero changes: {emf:?}"
+    );
 }
