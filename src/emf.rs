@@ -226,6 +226,33 @@ mod tests {
     }
 
     #[test]
+    fn the_templates_alarms_watch_metrics_the_router_emits() {
+        let r = report(Verdict::Confirmed {
+            primary: "pg1".into(),
+            timeline: Some(2),
+        });
+        let emitted: Vec<&str> = metrics(&r).iter().map(|x| x.name).collect();
+        let template = include_str!("../template.yaml");
+        let lines: Vec<&str> = template.lines().map(str::trim).collect();
+        let mut watched = Vec::new();
+        for (i, l) in lines.iter().enumerate() {
+            if *l == "Namespace: !Ref MetricsNamespace" {
+                let name = lines[i + 1]
+                    .strip_prefix("MetricName: ")
+                    .expect("MetricName follows Namespace");
+                watched.push(name);
+            }
+        }
+        assert_eq!(watched.len(), 4, "{watched:?}");
+        for name in watched {
+            assert!(
+                emitted.contains(&name),
+                "the template alarms on {name}, never emitted"
+            );
+        }
+    }
+
+    #[test]
     fn fail_static_runs_count_by_kind_and_omit_unknown_lag() {
         let mut r = report(Verdict::Ambiguous);
         r.primary_moved = false;
