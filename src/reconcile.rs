@@ -811,15 +811,37 @@ fn log_decision(cluster: &ClusterConfig, d: &Decision, observations: &[NodeObser
         .iter()
         .map(|o| {
             let own = match &o.patroni {
-                Ok(s) => format!("{}/{}", s.role, s.state),
+                Ok(s) => format!(
+                    "{}/{} TL {}{}",
+                    s.role,
+                    s.state,
+                    s.timeline.map_or("?".into(), |t| t.to_string()),
+                    if s.cluster_unlocked { " unlocked" } else { "" }
+                ),
                 Err(e) => format!("error: {e}"),
             };
+            // Every member as this node's DCS view has it: roles, states and lag are what
+            // the leader choice and the read endpoint were decided on.
             let view = match &o.cluster {
+                Ok(v) if v.members.is_empty() => "no members".to_string(),
                 Ok(v) => v
                     .members
                     .iter()
-                    .find(|m| m.is_leader())
-                    .map_or("no leader".to_string(), |m| format!("leader {}", m.name)),
+                    .map(|m| {
+                        let mut s = format!("{}={}", m.name, m.role);
+                        if let Some(st) = &m.state {
+                            s.push_str(&format!("/{st}"));
+                        }
+                        if let Some(l) = m.lag {
+                            s.push_str(&format!(" lag {l}"));
+                        }
+                        if m.tag_is_set("noloadbalance") {
+                            s.push_str(" noloadbalance");
+                        }
+                        s
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 Err(e) => format!("error: {e}"),
             };
             format!("{}: patroni {own}; cluster {view}", o.name)
@@ -831,6 +853,7 @@ fn log_decision(cluster: &ClusterConfig, d: &Decision, observations: &[NodeObser
         primary = d.primary().unwrap_or(""),
         reason = %d.reason,
         stale_primaries = ?d.stale_primaries,
+        following_replicas = ?d.replicas.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(),
         evidence = ?evidence,
         "decision"
     );
