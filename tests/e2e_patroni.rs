@@ -165,6 +165,8 @@ impl Drop for Sampler {
 struct Env {
     aws: AwsClients,
     tg: String,
+    /// The read endpoint's target group (`replicas`, `max_lag_bytes` 16 MiB).
+    read_tg: String,
     zone: String,
     record: String,
     instances: Vec<(String, String)>,
@@ -177,15 +179,39 @@ impl Env {
 
     /// Wait (bounded) until the target group holds exactly `want`.
     async fn wait_routed(&self, want: &[String], bound: Duration) -> bool {
-        let start = Instant::now();
-        while start.elapsed() < bound {
-            if registered(&self.aws, &self.tg).await == want {
-                return true;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        false
+        wait_registered(&self.aws, &self.tg, want, bound).await
     }
+
+    /// Every node but `leader`, as targets (sorted like `registered`).
+    fn replicas_of(&self, c: &Cluster, leader: &str) -> Vec<String> {
+        let mut want: Vec<String> = c
+            .nodes
+            .iter()
+            .filter(|(n, _)| n != leader)
+            .flat_map(|(n, _)| self.target(c.index(n)))
+            .collect();
+        want.sort();
+        want
+    }
+
+    /// Wait (bounded) until the read endpoint holds exactly every node but `leader`; returns
+    /// what it held last.
+    async fn wait_read_endpoint(&self, c: &Cluster, leader: &str, bound: Duration) -> Vec<String> {
+        let want = self.replicas_of(c, leader);
+        wait_registered(&self.aws, &self.read_tg, &want, bound).await;
+        registered(&self.aws, &self.read_tg).await
+    }
+}
+
+async fn wait_registered(aws: &AwsClients, tg: &str, want: &[String], bound: Duration) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < bound {
+        if registered(aws, tg).await == want {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
 }
 
 async fn wait_primary_other_than(c: &Cluster, old: &str, bound: Duration) -> Option<String> {
@@ -297,6 +323,7 @@ async fn setup(sync: bool) -> (Cluster, Env, Child) {
     let aws = aws().await;
     let net = network(3).await;
     let tg = create_target_group(&aws, &net.vpc_id, false).await;
+    let read_tg = create_target_group(&aws, &net.vpc_id, false).await;
     let (zone, zone_name) = create_zone(&aws, &net.vpc_id).await;
     let record = format!("db.{zone_name}");
     let c = Cluster::up(sync).await;
@@ -310,12 +337,15 @@ async fn setup(sync: bool) -> (Cluster, Env, Child) {
         "patroni": {"request_timeout": "1s", "poll_deadline": "2s"},
         "clusters": [{"scope": "pgha", "nodes": nodes,
                       "target_group": {"arn": tg, "port": 5432},
-                      "dns": {"hosted_zone_id": zone, "record_name": record}}]
+                      "dns": {"hosted_zone_id": zone, "record_name": record},
+                      "replicas": {"max_lag_bytes": 16 << 20,
+                                   "target_group": {"arn": read_tg, "port": 5432}}}]
     })
     .to_string();
     let env = Env {
         aws,
         tg,
+        read_tg,
         zone,
         record,
         instances: net.instances.clone(),
@@ -344,6 +374,13 @@ async fn real_patroni_failovers_are_routed_and_faults_change_nothing() {
         env.wait_routed(&env.target(c.index(&leader)), Duration::from_secs(30))
             .await,
         "initial routing"
+    );
+    // The read endpoint holds both streaming replicas (real Patroni lag, within 16 MiB).
+    assert_eq!(
+        env.wait_read_endpoint(&c, &leader, Duration::from_secs(30))
+            .await,
+        env.replicas_of(&c, &leader),
+        "the read endpoint holds the two replicas"
     );
 
     // 2. Switchover.
@@ -377,6 +414,14 @@ async fn real_patroni_failovers_are_routed_and_faults_change_nothing() {
         recs[0].3,
         vec![env.instances[c.index(&new)].1.clone()],
         "the record follows"
+    );
+    // The read endpoint follows too: the new primary leaves it, the demoted one joins it once
+    // it streams from the new primary.
+    assert_eq!(
+        env.wait_read_endpoint(&c, &new, Duration::from_secs(60))
+            .await,
+        env.replicas_of(&c, &new),
+        "after the switchover the read endpoint holds the two replicas, not the primary"
     );
     leader = new;
 
