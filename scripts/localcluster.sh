@@ -13,6 +13,9 @@
 #   localcluster.sh freeze|thaw DIR NODE     SIGSTOP / SIGCONT the node's Patroni
 #   localcluster.sh etcd-stop|etcd-start DIR stop / start etcd
 #   localcluster.sh switchover DIR [NODE]    patronictl switchover to NODE (default: any replica)
+#   localcluster.sh standby-up DIR           a standby cluster `pgdr` (dr1, dr2) replicating from
+#                                            the current leader: the DR region's cluster
+#   localcluster.sh standby-promote DIR      promote it (remove `standby_cluster` from its config)
 #
 # Every PID started is recorded in DIR and only those are ever signalled; DIR is removed only
 # if it carries the marker this script wrote; a taken port is an error.
@@ -22,6 +25,8 @@ VENV=${PATRONI_VENV:-/opt/patroni-router/patroni-venv}
 PATRONI_VERSION=4.1.5
 SCOPE=pgha
 NODES=(pg1 pg2 pg3)
+DR_SCOPE=pgdr
+DR_NODES=(dr1 dr2)
 MARKER=.patroni-router-localcluster
 RUNAS=(setpriv --reuid=postgres --regid=postgres --init-groups)
 
@@ -102,11 +107,11 @@ start_etcd() {
 }
 
 write_node_config() {
-  local dir=$1 node=$2 sync=$3 callback=$4
+  local dir=$1 node=$2 sync=$3 callback=$4 scope=${5:-$SCOPE} standby=${6:-}
   local api pg
   api=$(node_port "$dir" "$node"); pg=$(get "$dir" "$node.pg_port")
   cat >"$dir/$node.yml" <<EOF
-scope: $SCOPE
+scope: $scope
 name: $node
 log:
   level: WARNING
@@ -122,6 +127,7 @@ bootstrap:
     retry_timeout: 5
     maximum_lag_on_failover: 1048576
     synchronous_mode: $sync
+$standby
     postgresql:
       use_pg_rewind: true
       use_slots: true
@@ -232,6 +238,55 @@ sys.exit(0 if len(leaders) == 1 and len(streaming) == len(m) - 1 and len(m) == 3
   return 1
 }
 
+# A standby cluster of two nodes in the same etcd (another scope) that replicates from the
+# current leader of the main cluster: its leader is a `standby_leader`.
+cmd_standby_up() {
+  local dir=$1 leader src n
+  check_dir "$dir"
+  leader=$(cmd_leader "$dir")
+  [ -n "$leader" ] || die "standby-up: the main cluster has no leader"
+  src=$(get "$dir" "$leader.pg_port")
+  for n in "${DR_NODES[@]}"; do
+    echo "$(free_port)" >"$dir/$n.api_port"
+    echo "$(free_port)" >"$dir/$n.pg_port"
+    write_node_config "$dir" "$n" false "" "$DR_SCOPE" "    standby_cluster:
+      host: 127.0.0.1
+      port: $src
+      create_replica_methods: [basebackup]"
+    : >"$dir/$n.pgpass"
+    chmod 0600 "$dir/$n.pgpass"
+  done
+  chown -R postgres:postgres "$dir"
+  for n in "${DR_NODES[@]}"; do start_node "$dir" "$n"; done
+  local api
+  api=$(node_port "$dir" "${DR_NODES[0]}")
+  for _ in $(seq 1 450); do
+    if curl -fsS "http://127.0.0.1:$api/cluster" 2>/dev/null | /usr/bin/python3 -c '
+import json, sys
+m = json.load(sys.stdin)["members"]
+lead = [x for x in m if x["role"] == "standby_leader" and x["state"] in ("running", "streaming")]
+rest = [x for x in m if x["role"] == "replica" and x["state"] == "streaming"]
+sys.exit(0 if len(lead) == 1 and len(rest) == len(m) - 1 and len(m) == 2 else 1)' 2>/dev/null; then
+      return 0
+    fi
+    for n in "${DR_NODES[@]}"; do
+      kill -0 "$(cat "$dir/$n.pid")" 2>/dev/null || die "$n exited (see $dir/$n.log)"
+    done
+    printf '.' >&2
+    sleep 0.2
+  done
+  die "the standby cluster did not come up (see $dir/dr*.log)"
+}
+
+# Promotion: remove `standby_cluster` from the standby cluster's dynamic config (PATCH /config
+# with null deletes the key), as `patronictl edit-config` would.
+cmd_standby_promote() {
+  local dir=$1
+  check_dir "$dir"
+  curl -fsS -X PATCH -H 'Content-Type: application/json' -d '{"standby_cluster": null}' \
+    "http://127.0.0.1:$(node_port "$dir" "${DR_NODES[0]}")/config" >/dev/null
+}
+
 cmd_info() {
   local dir=$1
   check_dir "$dir"
@@ -239,9 +294,14 @@ cmd_info() {
 import json, sys
 d, nodes = sys.argv[1], sys.argv[2:]
 rd = lambda f: open(f"{d}/{f}").read().strip()
-print(json.dumps({"dir": d, "scope": "pgha", "etcd": f"http://127.0.0.1:{rd('etcd.client_port')}",
-  "nodes": [{"name": n, "api_url": f"http://127.0.0.1:{rd(n + '.api_port')}",
-             "pg_port": int(rd(n + ".pg_port"))} for n in nodes]}))
+import os
+node = lambda n: {"name": n, "api_url": f"http://127.0.0.1:{rd(n + '.api_port')}", "pg_port": int(rd(n + ".pg_port"))}
+out = {"dir": d, "scope": "pgha", "etcd": f"http://127.0.0.1:{rd('etcd.client_port')}",
+       "nodes": [node(n) for n in nodes]}
+dr = [n for n in ("dr1", "dr2") if os.path.exists(f"{d}/{n}.api_port")]
+if dr:
+    out["standby"] = {"scope": "pgdr", "nodes": [node(n) for n in dr]}
+print(json.dumps(out))
 PY
 }
 
@@ -280,19 +340,19 @@ cmd_down() {
   local dir=$1
   check_dir "$dir"
   local n pm
-  for n in "${NODES[@]}"; do
+  for n in "${NODES[@]}" "${DR_NODES[@]}"; do
     signal_pid_file CONT "$dir/$n.pid"
     signal_pid_file TERM "$dir/$n.pid"
   done
   for _ in $(seq 1 50); do
     local alive=0
-    for n in "${NODES[@]}"; do
+    for n in "${NODES[@]}" "${DR_NODES[@]}"; do
       [ -f "$dir/$n.pid" ] && kill -0 "$(cat "$dir/$n.pid")" 2>/dev/null && alive=1
     done
     [ $alive = 0 ] && break
     sleep 0.2
   done
-  for n in "${NODES[@]}"; do
+  for n in "${NODES[@]}" "${DR_NODES[@]}"; do
     signal_pid_file KILL "$dir/$n.pid"
     pm=$(head -n 1 "$(postmaster_pidfile "$dir" "$n")" 2>/dev/null || true)
     [ -n "$pm" ] && kill -KILL "$pm" 2>/dev/null || true
@@ -328,7 +388,9 @@ main() {
     etcd-stop) check_dir "${1:?DIR}"; signal_pid_file TERM "$1/etcd.pid"; sleep 0.5; signal_pid_file KILL "$1/etcd.pid" ;;
     etcd-start) check_dir "${1:?DIR}"; start_etcd "$1" ;;
     switchover) cmd_switchover "${1:?DIR}" "${2:-}" ;;
-    *) sed -n '2,20p' "$0" >&2; exit 2 ;;
+    standby-up) cmd_standby_up "${1:?DIR}" ;;
+    standby-promote) cmd_standby_promote "${1:?DIR}" ;;
+    *) sed -n '2,23p' "$0" >&2; exit 2 ;;
   esac
 }
 

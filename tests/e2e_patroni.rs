@@ -593,3 +593,129 @@ async fn acknowledged_writes_survive_failovers_with_sync_replication() {
     );
     assert_eq!(missing, Vec::<i64>::new(), "acknowledged writes lost");
 }
+
+/// The DR runbook on real Patroni: a standby cluster (`pgdr`, replicating from the main
+/// cluster's leader) is routed to its `standby_leader`; during its promotion routing never moves
+/// (fail-static: the router's config still says standby, Patroni says primary); after the config
+/// flip the router confirms the same node with zero changes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn real_standby_cluster_is_routed_through_its_promotion() {
+    let _serial = SERIAL.lock().await;
+    let aws = aws().await;
+    let net = network(2).await;
+    let tg = create_target_group(&aws, &net.vpc_id, false).await;
+    let (zone, zone_name) = create_zone(&aws, &net.vpc_id).await;
+    let record_name = format!("dr.{zone_name}");
+    let c = Cluster::up(false).await;
+    c.run("standby-up", None).await;
+    let info: Value = serde_json::from_str(&lc(&["info", &c.dir]).await).expect("info JSON");
+    let dr: Vec<(String, String)> = info["standby"]["nodes"]
+        .as_array()
+        .expect("standby nodes")
+        .iter()
+        .map(|n| {
+            (
+                n["name"].as_str().unwrap_or_default().to_string(),
+                n["api_url"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    let config = |standby: bool| {
+        let nodes: Vec<Value> = dr
+            .iter()
+            .zip(&net.instances)
+            .map(|((name, url), (id, ip))| json!({"name": name, "api_url": url, "address": ip, "instance_id": id}))
+            .collect();
+        json!({
+            "patroni": {"request_timeout": "1s", "poll_deadline": "2s"},
+            "clusters": [{"scope": "pgdr", "standby_cluster": standby, "nodes": nodes,
+                          "target_group": {"arn": tg, "port": 5432},
+                          "dns": {"hosted_zone_id": zone, "record_name": record_name}}]
+        })
+        .to_string()
+    };
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_millis(500))
+        .build()
+        .expect("http");
+    let view: Value = http
+        .get(format!("{}/cluster", dr[0].1))
+        .send()
+        .await
+        .expect("dr /cluster")
+        .json()
+        .await
+        .expect("dr /cluster JSON");
+    let leader = view["members"]
+        .as_array()
+        .and_then(|m| m.iter().find(|x| x["role"] == "standby_leader"))
+        .and_then(|x| x["name"].as_str())
+        .expect("a standby_leader")
+        .to_string();
+    let i = dr.iter().position(|(n, _)| *n == leader).expect("leader");
+    let want = vec![format!("{}:5432", net.instances[i].0)];
+
+    // Before: the DR endpoint follows the standby leader.
+    let watch = start_watch(&config(true)).await;
+    assert!(
+        wait_registered(&aws, &tg, &want, Duration::from_secs(30)).await,
+        "the standby leader {leader} is routed"
+    );
+
+    // During: promote; routing must not move in any sample while the config says standby.
+    c.run("standby-promote", None).await;
+    let start = Instant::now();
+    let mut promoted = false;
+    let mut samples = 0;
+    while start.elapsed() < Duration::from_secs(5) || !promoted {
+        assert!(start.elapsed() < Duration::from_secs(60), "no promotion");
+        promoted |= primaries(&http, &dr).await == [leader.clone()];
+        assert_eq!(
+            registered(&aws, &tg).await,
+            want,
+            "routing moved during the promotion"
+        );
+        samples += 1;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let cli = |args: &[&str], config: String| {
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        async move {
+            let out = Command::new(env!("CARGO_BIN_EXE_patroni-router"))
+                .args(&args)
+                .args(["--output", "json"])
+                .env("ROUTER_CONFIG", config)
+                .output()
+                .await
+                .expect("run the router");
+            serde_json::from_slice::<Value>(&out.stdout)
+                .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)))
+        }
+    };
+    let status = cli(&["status"], config(true)).await;
+    let decision = &status["clusters"][0]["decision"];
+    assert_eq!(decision["kind"], "no_primary", "{status}");
+    assert!(
+        decision["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("fix `standby_cluster`")),
+        "{status}"
+    );
+    drop(watch);
+
+    // After: the config flips; the same node is confirmed, nothing to change.
+    let r = cli(&["reconcile"], config(false)).await;
+    assert_eq!(
+        r["clusters"][0]["decision"]["primary"],
+        leader.as_str(),
+        "{r}"
+    );
+    assert_eq!(r["clusters"][0]["changes"], json!([]), "{r}");
+    assert_eq!(registered(&aws, &tg).await, want);
+    let recs = records(&aws, &zone, &record_name).await;
+    assert_eq!(recs[0].3, vec![net.instances[i].1.clone()], "the DR record");
+    record(&format!(
+        "standby cluster promotion: routing stayed on {leader} in all {samples} samples (100 ms) \
+         until the config flip, then 0 changes"
+    ));
+}

@@ -1,5 +1,5 @@
 use super::*;
-use crate::patroni::PollError;
+use crate::patroni::{PatroniStatus, PollError};
 use crate::testkit::*;
 
 fn healthy() -> Vec<NodeObservation> {
@@ -517,4 +517,54 @@ fn replicas_follow_the_leaders_view_with_lag_and_noloadbalance() {
     // Without a confirmed primary there are no replicas to route reads to.
     let d = decide(&cluster(3), &[down("pg1"), o[1].clone(), o[2].clone()]);
     assert!(d.primary().is_none() && d.replicas.is_empty(), "{d:?}");
+}
+
+/// The DR cluster of the real-Patroni e2e test (scope pgdr: dr1, dr2), from its real answers.
+fn dr_cluster(standby: bool) -> crate::config::ClusterConfig {
+    let text = format!(
+        r#"{{"clusters": [{{"scope": "pgdr", "standby_cluster": {standby}, "nodes": [
+            {{"name": "dr1", "api_url": "http://10.1.0.10:8008", "address": "10.1.0.10"}},
+            {{"name": "dr2", "api_url": "http://10.1.0.11:8008", "address": "10.1.0.11"}}],
+            "dns": {{"hosted_zone_id": "Z0123", "record_name": "dr.example.internal."}}}}]}}"#
+    );
+    let mut c = crate::config::Config::from_json(&text, "test").expect("valid");
+    c.clusters.remove(0)
+}
+
+fn dr_observations(view: &str, leader_patroni: PatroniStatus) -> Vec<NodeObservation> {
+    let v = fixture_cluster(view);
+    let mut replica = fixture_patroni("patroni-replica.json", "dr1");
+    replica.patroni.scope = "pgdr".into();
+    vec![
+        obs("dr1", Ok(replica), Ok(v.clone())),
+        obs("dr2", Ok(leader_patroni), Ok(v)),
+    ]
+}
+
+#[test]
+fn real_standby_cluster_routes_its_standby_leader_and_refuses_it_as_a_primary() {
+    let o = dr_observations(
+        "cluster-standby-cluster.json",
+        fixture_patroni("patroni-standby-leader.json", "dr2"),
+    );
+    let d = decide(&dr_cluster(true), &o);
+    assert_eq!(confirmed(&d), "dr2");
+    let names: Vec<&str> = d.replicas.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, vec!["dr1"], "dr1 streams from the standby leader");
+
+    let d = decide(&dr_cluster(false), &o);
+    assert_eq!(d.verdict, Verdict::NoPrimary);
+    assert!(d.reason.contains("standby_leader"), "{}", d.reason);
+}
+
+#[test]
+fn real_promoted_standby_cluster_is_fail_static_until_the_config_flips() {
+    let mut promoted = fixture_patroni("patroni-standby-leader.json", "dr2");
+    promoted.role = "primary".into();
+    promoted.timeline = Some(2);
+    let o = dr_observations("cluster-standby-promoted.json", promoted);
+    let d = decide(&dr_cluster(true), &o);
+    assert_eq!(d.verdict, Verdict::NoPrimary);
+    assert!(d.reason.contains("fix `standby_cluster`"), "{}", d.reason);
+    assert_eq!(confirmed(&decide(&dr_cluster(false), &o)), "dr2");
 }
