@@ -6,13 +6,18 @@ use libfuzzer_sys::fuzz_target;
 use patroni_router::config::Config;
 use patroni_router::decide::decide;
 use patroni_router::patroni::{NodeObservation, PollError, parse_cluster, parse_patroni};
-use patroni_router::plan::{DnsState, TargetGroupState, TargetType, plan_dns, plan_target_group};
+use patroni_router::plan::{
+    DnsState, TargetGroupState, TargetType, plan_dns, plan_read_dns, plan_target_group, read_set,
+};
 
 const CONFIG: &str = r#"{"clusters": [{"scope": "pgha", "nodes": [
   {"name": "pg1", "api_url": "http://10.0.1.10:8008", "address": "10.0.1.10", "instance_id": "i-1"},
   {"name": "pg2", "api_url": "http://10.0.1.11:8008", "address": "10.0.1.11", "instance_id": "i-2"}],
   "target_group": {"arn": "arn:aws:elasticloadbalancing:eu-west-1:1:targetgroup/t/1", "port": 5432},
-  "dns": {"hosted_zone_id": "Z1", "record_name": "db.example.", "routing": "failover"}}]}"#;
+  "dns": {"hosted_zone_id": "Z1", "record_name": "db.example.", "routing": "failover"},
+  "replicas": {"max_lag_bytes": 1000, "fallback_to_primary": false,
+    "target_group": {"arn": "arn:aws:elasticloadbalancing:eu-west-1:1:targetgroup/r/1", "port": 5432},
+    "dns": {"hosted_zone_id": "Z1", "record_name": "ro.example.", "routing": "multivalue"}}}]}"#;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(config) = Config::from_json(CONFIG, "fuzz") else { return };
@@ -44,5 +49,19 @@ fuzz_target!(|data: &[u8]| {
     }
     if let Some(dns) = &cluster.dns {
         let _ = plan_dns(cluster, dns, &d, &DnsState { zone_id: "Z1".into(), records: vec![] });
+    }
+    for tg_config in cluster.all_target_groups() {
+        let plan = plan_target_group(cluster, tg_config, &d, &tg);
+        for t in &plan.register {
+            assert!(t.id == "i-1" || t.id == "i-2", "registered an unconfigured node");
+        }
+    }
+    if let Some(r) = &cluster.replicas {
+        if let Some(set) = read_set(r, &d) {
+            assert!(set.iter().all(|n| cluster.node(n).is_some()), "read set outside the config");
+        }
+        if let Some(dns) = &r.dns {
+            let _ = plan_read_dns(cluster, r, dns, &d, &DnsState { zone_id: "Z1".into(), records: vec![] });
+        }
     }
 });
