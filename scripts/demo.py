@@ -239,7 +239,7 @@ def main():
               "patroni_router_reconcile_duration_seconds_count", "patroni_router_webhook_requests_total",
               "patroni_router_apply_errors_total")
     for line in metrics.splitlines():
-        if line.startswith(wanted) and not line.endswith(" 0"):
+        if line.startswith(wanted) and not (line.split("{")[0].endswith("_total") and line.endswith(" 0")):
             print(f"  {line}")
 
 
