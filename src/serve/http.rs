@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::{Body, to_bytes};
 use axum::extract::State;
@@ -18,6 +19,8 @@ use crate::webhook::{self, MAX_BODY, Rejection};
 
 /// Bodies are read up to this; the verifier answers 413 over `MAX_BODY` with the real size.
 const READ_LIMIT: usize = 4 * MAX_BODY;
+/// A notification is one small packet: a client still sending after this is stalling.
+const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub fn routes(app: Arc<App>) -> axum::Router {
     axum::Router::new()
@@ -62,7 +65,15 @@ async fn handle_webhook(app: &App, method: Method, headers: HeaderMap, body: Bod
         warn!(status = r.status(), reason = %r, "webhook rejected");
         return (r.status(), r.body());
     }
-    let body = match to_bytes(body, READ_LIMIT).await {
+    let read = tokio::time::timeout(BODY_TIMEOUT, to_bytes(body, READ_LIMIT)).await;
+    let Ok(read) = read else {
+        warn!(status = 408, "webhook rejected: body not received in time");
+        return (
+            408,
+            json!({"error": format!("the body did not arrive within {}s", BODY_TIMEOUT.as_secs())}),
+        );
+    };
+    let body = match read {
         Ok(b) => b,
         Err(e) => {
             // Over the limit without a Content-Length, or the client went away.
