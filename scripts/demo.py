@@ -2,11 +2,12 @@
 """`make demo`: a real local Patroni cluster (etcd + 3 Patroni nodes + PostgreSQL), moto as
 AWS, and patroni-router routing a switchover and a kill -9 of the primary, live.
 
-The router runs twice, as it would in production:
-  - as the Lambda function (the same binary, under cargo lambda's Runtime API emulator), whose
-    function URL receives the Patroni `on_role_change` callbacks sent by `patroni-router notify`:
-    the fast path;
-  - as `patroni-router watch --interval 1s`: the safety net (the EventBridge schedule's role).
+The router runs as a service, `patroni-router serve --interval 1s`, the way a team without
+Lambda runs it (ECS, EKS, a systemd unit):
+  - its `POST /webhook` receives the Patroni `on_role_change` callbacks sent by
+    `patroni-router notify` (the same signed format as the Lambda function URL): the fast path;
+  - its watch loop reconciles every second: the safety net;
+  - its `GET /metrics` is shown at the end (decisions, primary changes, lag, durations).
 Everything is torn down at the end, and on Ctrl-C. Run through scripts/with-moto.sh.
 """
 import json
@@ -24,7 +25,6 @@ import boto3
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, "target/debug/patroni-router")
 LC = os.path.join(ROOT, "scripts/localcluster.sh")
-CARGO_LAMBDA = os.path.join(ROOT, ".venv/bin/cargo-lambda")
 TTY = sys.stdout.isatty()
 BOLD, DIM, GREEN, YELLOW, RESET = (("\033[1m", "\033[2m", "\033[32m", "\033[33m", "\033[0m") if TTY
                                    else ("", "", "", "", ""))
@@ -162,7 +162,8 @@ def main():
         f.write(secrets.token_hex(32))
     os.chmod(secret_file, 0o600)
     port = free_port()
-    url = f"http://127.0.0.1:{port}/lambda-url/_/"
+    base = f"http://127.0.0.1:{port}"
+    url = f"{base}/webhook"
 
     say("Starting etcd, 3 Patroni nodes and PostgreSQL on loopback (as postgres, data on /dev/shm)")
     r = subprocess.run([LC, "up", "--callback-url", url, "--router-bin", BIN, "--secret-file", secret_file],
@@ -181,15 +182,20 @@ def main():
     config = json.load(open(config_path))
     aws = Aws(config)
 
-    say(f"Starting the router: the Lambda (function URL {url}) and `watch --interval 1s`")
-    start([CARGO_LAMBDA, "lambda", "watch", "--only-lambda-apis", "-A", "127.0.0.1", "-P", str(port)],
-          log="emulator.log")
-    time.sleep(1.5)
-    start([BIN], env={"AWS_LAMBDA_RUNTIME_API": f"http://127.0.0.1:{port}/.rt", "AWS_LAMBDA_FUNCTION_NAME": "_",
-                      "AWS_LAMBDA_FUNCTION_VERSION": "1", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "128",
-                      "ROUTER_CONFIG_FILE": config_path, "ROUTER_WEBHOOK_SECRET_FILE": secret_file},
-          log="lambda.log")
-    start([BIN, "watch", "--config", config_path, "--interval", "1s"], log="watch.log")
+    say(f"Starting the router: `serve --listen 127.0.0.1:{port} --interval 1s` (webhook {url})")
+    start([BIN, "serve", "--config", config_path, "--listen", f"127.0.0.1:{port}", "--interval", "1s"],
+          env={"ROUTER_WEBHOOK_SECRET_FILE": secret_file}, log="serve.log")
+    t0 = time.monotonic()
+    while True:
+        try:
+            with urllib.request.urlopen(f"{base}/healthz", timeout=0.5) as r:
+                if r.status == 200:
+                    break
+        except Exception:
+            pass
+        if time.monotonic() - t0 > 30:
+            raise SystemExit("demo: the router did not start; see " + os.path.join(workdir, "serve.log"))
+        time.sleep(0.1)
 
     leader = primaries(nodes)[0]
     t0 = time.monotonic()
@@ -222,8 +228,19 @@ def main():
     say("Results (routing lag: the new primary answers /primary 200 -> AWS holds it, target group and record)")
     for what, old, new, lag in results:
         print(f"  {what:<11} {old} -> {new}: {lag * 1000:6.0f} ms")
-    calls = sum(1 for line in open(os.path.join(workdir, "lambda.log")) if "webhook accepted" in line)
-    print(f"  webhooks accepted by the Lambda: {calls} (Patroni on_role_change -> patroni-router notify)")
+    calls = sum(1 for line in open(os.path.join(workdir, "serve.log")) if "webhook accepted" in line)
+    print(f"  webhooks accepted by `serve`: {calls} (Patroni on_role_change -> patroni-router notify)")
+    print()
+    say(f"GET {base}/metrics (excerpt)")
+    with urllib.request.urlopen(f"{base}/metrics", timeout=2) as r:
+        metrics = r.read().decode()
+    wanted = ("patroni_router_decisions_total", "patroni_router_primary_changes_total",
+              "patroni_router_replication_lag_bytes", "patroni_router_reconciles_total",
+              "patroni_router_reconcile_duration_seconds_count", "patroni_router_webhook_requests_total",
+              "patroni_router_apply_errors_total")
+    for line in metrics.splitlines():
+        if line.startswith(wanted) and not (line.split("{")[0].endswith("_total") and line.endswith(" 0")):
+            print(f"  {line}")
 
 
 if __name__ == "__main__":

@@ -1,10 +1,12 @@
 //! The command-line entry point: `plan`, `reconcile`, `watch`, `status`, each a thin wrapper
-//! over `Router::run`, and `notify`, the webhook sender. Reports go to stdout, logs to stderr.
+//! over `Router::run`, `serve`, the long-running service (webhook, watch loop, metrics), and
+//! `notify`, the webhook sender. Reports go to stdout, logs to stderr.
 //!
 //! Exit codes: 0 done (including fail-static decisions: they are the router doing its job),
 //! 1 usage or configuration error, 2 the run finished with errors (an AWS call failed, a change
 //! was blocked).
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -20,6 +22,8 @@ use crate::logging::{self, LogFormat};
 use crate::notify;
 use crate::reconcile::Router;
 use crate::report::{Mode, Report};
+use crate::serve;
+use crate::webhook::Auth;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -54,6 +58,11 @@ enum Command {
     },
     /// Members, roles, states, timelines, lag, and where routing points (read-only).
     Status(RunArgs),
+    /// Run as a service: POST /webhook (the signed Patroni callback), a watch loop per
+    /// cluster, GET /metrics (Prometheus), GET /healthz and /readyz. SIGTERM / Ctrl-C: stop
+    /// accepting, finish the runs in flight, exit 0. The webhook secret comes from
+    /// $ROUTER_WEBHOOK_SECRET or $ROUTER_WEBHOOK_SECRET_FILE.
+    Serve(ServeArgs),
     /// Send a signed Patroni callback to the router's webhook. Use it as a Patroni callback:
     /// Patroni appends ACTION ROLE SCOPE. The secret comes from $ROUTER_WEBHOOK_SECRET or
     /// $ROUTER_WEBHOOK_SECRET_FILE, never from the command line.
@@ -70,6 +79,26 @@ struct RunArgs {
     scope: Option<String>,
     #[arg(long, short, value_enum, default_value = "text")]
     output: Output,
+}
+
+#[derive(Args, Debug)]
+struct ServeArgs {
+    /// Config file (JSON). Without it: $ROUTER_CONFIG (inline JSON) or $ROUTER_CONFIG_FILE.
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// Address to listen on (HTTP), e.g. 127.0.0.1:8080 or 0.0.0.0:8080.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// The watch loop: each cluster is reconciled this long after its last run, e.g. 5s.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    interval: Duration,
+    /// How many clusters are reconciled at once.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..))]
+    max_parallel: u16,
+    /// /readyz answers 503 once a cluster's last successful reconcile is older than this many
+    /// intervals.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    ready_after: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -89,7 +118,7 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 pub async fn main() -> ExitCode {
     let cli = Cli::parse();
     let level = match cli.verbose {
-        0 if matches!(cli.command, Command::Watch { .. }) => "info",
+        0 if matches!(cli.command, Command::Watch { .. } | Command::Serve(_)) => "info",
         0 => "warn",
         1 => "info",
         _ => "debug",
@@ -105,11 +134,18 @@ pub async fn main() -> ExitCode {
 }
 
 async fn router(args: &RunArgs) -> anyhow::Result<Router> {
-    let config = match &args.config {
+    load_router(args.config.as_deref(), args.scope.as_deref()).await
+}
+
+async fn load_router(
+    config: Option<&std::path::Path>,
+    scope: Option<&str>,
+) -> anyhow::Result<Router> {
+    let config = match config {
         Some(path) => Config::from_file(path)?,
         None => Config::from_env()?,
     };
-    if let Some(scope) = &args.scope
+    if let Some(scope) = scope
         && config.cluster(scope).is_none()
     {
         anyhow::bail!("--scope {scope:?} is not a cluster in the config");
@@ -124,6 +160,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Reconcile(args) => once(&args, Mode::Reconcile, false).await,
         Command::Status(args) => once(&args, Mode::Plan, true).await,
         Command::Watch { run, interval } => watch(&run, interval).await,
+        Command::Serve(args) => serve(&args).await,
         Command::Notify(opts) => match notify::send(&opts).await {
             Ok(status) => {
                 eprintln!("notified {}: HTTP {status}", opts.url);
@@ -159,6 +196,28 @@ fn exit_code(report: &Report) -> ExitCode {
     } else {
         ExitCode::from(2)
     }
+}
+
+/// The service, until SIGTERM or SIGINT; exit 0 once the runs in flight are done.
+async fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
+    let auth = Auth::from_env().context("webhook auth")?;
+    let router = load_router(args.config.as_deref(), None).await?;
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    let shutdown = async move {
+        tokio::select! {
+            _ = term.recv() => info!("SIGTERM"),
+            _ = int.recv() => info!("SIGINT"),
+        }
+    };
+    let opts = serve::Options {
+        listen: args.listen,
+        interval: args.interval,
+        max_parallel: usize::from(args.max_parallel),
+        ready_after: args.ready_after,
+    };
+    serve::run(router, auth, &opts, shutdown).await?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Reconcile every `interval`. Prints a report when something changed, failed, or the

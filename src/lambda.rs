@@ -14,7 +14,7 @@ use crate::config::Config;
 use crate::logging::{self, LogFormat};
 use crate::reconcile::Router;
 use crate::report::Mode;
-use crate::webhook::{self, Auth, Rejection, Verifier};
+use crate::webhook::{self, Auth, Verifier};
 
 /// What an invocation asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -141,29 +141,13 @@ pub struct App {
     pub verifier: Verifier,
 }
 
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
-
 /// A webhook: verify (401/400/413/415 with no Patroni or AWS call), then wait for Patroni to
 /// confirm a primary and reconcile that one cluster; answer with the report.
 pub async fn handle_webhook(app: &App, req: &webhook::Request) -> Value {
-    let n = match app.verifier.verify(req, unix_now()) {
+    let n = match webhook::admit(&app.verifier, app.router.config(), req) {
         Ok(n) => n,
-        Err(rejection) => {
-            warn!(status = rejection.status(), reason = %rejection, "webhook rejected");
-            return http_response(rejection.status(), &json!({"error": rejection.to_string()}));
-        }
+        Err(rejection) => return http_response(rejection.status(), &rejection.body()),
     };
-    if app.router.config().cluster(&n.scope).is_none() {
-        let r = Rejection::UnknownScope(n.scope.clone());
-        warn!(status = r.status(), reason = %r, "webhook rejected");
-        return http_response(r.status(), &json!({"error": r.to_string()}));
-    }
-    info!(scope = %n.scope, action = %n.action, role = %n.role, node = %n.node, "webhook accepted");
     match app
         .router
         .run_after_callback(&n.scope, n.claimed_leader())

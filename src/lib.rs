@@ -1,6 +1,6 @@
 //! patroni-router: routes an AWS NLB target group and Route 53 records to the current
 //! Patroni primary. Functional core (`decide`, `plan`) over plain data, thin adapters at the
-//! edge (`patroni::client`, `aws`), thin entry points (`cli`, `lambda`) over one `reconcile`.
+//! edge (`patroni::client`, `aws`), thin entry points (`cli`, `lambda`, `serve`) over one `reconcile`.
 
 pub mod aws;
 pub mod cli;
@@ -16,6 +16,7 @@ pub mod patroni;
 pub mod plan;
 pub mod reconcile;
 pub mod report;
+pub mod serve;
 pub mod webhook;
 
 #[cfg(test)]

@@ -312,6 +312,46 @@ impl Verifier {
     }
 }
 
+/// Unix seconds now (0 if the clock is before 1970).
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// What every webhook receiver (the Lambda function URL, `serve`'s `POST /webhook`) does
+/// before any Patroni or AWS call: verify the request, then check that the scope is a
+/// configured cluster (404 otherwise). Logs the outcome, never a secret.
+pub fn admit(
+    verifier: &Verifier,
+    config: &crate::config::Config,
+    req: &Request,
+) -> Result<Notification, Rejection> {
+    let checked = verifier.verify(req, unix_now()).and_then(|n| {
+        if config.cluster(&n.scope).is_none() {
+            Err(Rejection::UnknownScope(n.scope.clone()))
+        } else {
+            Ok(n)
+        }
+    });
+    match &checked {
+        Ok(n) => tracing::info!(
+            scope = %n.scope, action = %n.action, role = %n.role, node = %n.node,
+            "webhook accepted"
+        ),
+        Err(r) => tracing::warn!(status = r.status(), reason = %r, "webhook rejected"),
+    }
+    checked
+}
+
+impl Rejection {
+    /// The JSON body of the error answer.
+    pub fn body(&self) -> serde_json::Value {
+        serde_json::json!({"error": self.to_string()})
+    }
+}
+
 /// Parse and check a notification body (400 on anything off, naming the field).
 pub fn parse_notification(body: &[u8]) -> Result<Notification, Rejection> {
     let de = &mut serde_json::Deserializer::from_slice(body);

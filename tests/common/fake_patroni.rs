@@ -31,6 +31,24 @@ pub enum Reply {
 struct State {
     replies: HashMap<String, Reply>,
     hits: usize,
+    /// Requests being answered now, and the most ever at once, per path.
+    in_flight: HashMap<String, usize>,
+    max_in_flight: HashMap<String, usize>,
+}
+
+/// Counts a request as in flight on its path until dropped.
+struct InFlight {
+    st: Arc<Mutex<State>>,
+    path: String,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let mut s = self.st.lock().expect("fake state");
+        if let Some(n) = s.in_flight.get_mut(&self.path) {
+            *n = n.saturating_sub(1);
+        }
+    }
 }
 
 pub struct FakeNode {
@@ -104,6 +122,17 @@ impl FakeNode {
         self.state.lock().expect("fake state").hits
     }
 
+    /// The most requests for `path` this node was ever answering at once.
+    pub fn max_concurrent(&self, path: &str) -> usize {
+        self.state
+            .lock()
+            .expect("fake state")
+            .max_in_flight
+            .get(path)
+            .copied()
+            .unwrap_or(0)
+    }
+
     /// Answer both endpoints with the same fault.
     pub fn fail(&self, reply: Reply) {
         self.set("/patroni", reply.clone());
@@ -129,7 +158,18 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(mut sock: S, st: Arc<Mutex<Sta
     let reply = {
         let mut s = st.lock().expect("fake state");
         s.hits += 1;
+        let now = {
+            let n = s.in_flight.entry(path.clone()).or_default();
+            *n += 1;
+            *n
+        };
+        let max = s.max_in_flight.entry(path.clone()).or_default();
+        *max = (*max).max(now);
         s.replies.get(&path).cloned()
+    };
+    let _in_flight = InFlight {
+        st: Arc::clone(&st),
+        path: path.clone(),
     };
     let reply = reply.unwrap_or(Reply::Json(404, "{}".into()));
     let (status, body) = match reply {

@@ -1,0 +1,664 @@
+//! `patroni-router serve`, the built binary as a service: the webhook's answers (and `notify`
+//! against it), the single-flight rule, /metrics scraped over HTTP, readiness, and SIGTERM.
+//! AWS is moto, Patroni is the fake from tests/common.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::fake_patroni::{FakeCluster, Reply, patroni_json};
+use common::*;
+use patroni_router::webhook::{self, Secret};
+use serde_json::{Value, json};
+use tokio::process::{Child, Command};
+
+const TEST_SECRET: &str = "patroni-router-test-secret-0123456789";
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .expect("clock")
+}
+
+/// One moto + fake Patroni world: pg1..pg3 on three instances, a target group and a record.
+struct World {
+    aws: patroni_router::aws::AwsClients,
+    net: Network,
+    fake: FakeCluster,
+    tg: String,
+    zone: String,
+    record: String,
+}
+
+impl World {
+    async fn new() -> World {
+        let aws = aws().await;
+        let net = network(3).await;
+        let fake = FakeCluster::start("pgha", &["pg1", "pg2", "pg3"]).await;
+        fake.set_leader("pg1", 1);
+        let tg = create_target_group(&aws, &net.vpc_id, false).await;
+        let (zone, zone_name) = create_zone(&aws, &net.vpc_id).await;
+        let record = format!("db.{zone_name}");
+        World {
+            aws,
+            net,
+            fake,
+            tg,
+            zone,
+            record,
+        }
+    }
+
+    fn config(&self, request_timeout: &str) -> String {
+        json!({
+            "patroni": {"request_timeout": request_timeout, "poll_deadline": "5s"},
+            "webhook": {"confirm_timeout": "3s", "confirm_interval": "100ms"},
+            "clusters": [{"scope": "pgha", "nodes": nodes_json(&self.fake, &self.net.instances),
+                          "target_group": {"arn": self.tg, "port": 5432},
+                          "dns": {"hosted_zone_id": self.zone, "record_name": self.record}}]
+        })
+        .to_string()
+    }
+
+    /// The target moto holds for instance `i`.
+    fn target(&self, i: usize) -> Vec<String> {
+        vec![format!("{}:5432", self.net.instances[i].0)]
+    }
+
+    async fn a_record(&self) -> Vec<String> {
+        records(&self.aws, &self.zone, &self.record)
+            .await
+            .into_iter()
+            .next()
+            .map(|r| r.3)
+            .unwrap_or_default()
+    }
+
+    fn hits(&self) -> usize {
+        self.fake.nodes.iter().map(|n| n.hits()).sum()
+    }
+
+    /// `leader` leads on `timeline`; the others stream with the given lag (bytes).
+    fn set_view(&self, leader: &str, timeline: u64, lags: &[(&str, u64)]) {
+        let members: Vec<Value> = self
+            .fake
+            .nodes
+            .iter()
+            .map(|n| {
+                if n.name == leader {
+                    json!({"name": n.name, "role": "leader", "state": "running",
+                           "host": "127.0.0.1", "port": 5432, "timeline": timeline})
+                } else {
+                    let lag = lags
+                        .iter()
+                        .find(|(m, _)| *m == n.name)
+                        .map_or(0, |(_, l)| *l);
+                    json!({"name": n.name, "role": "replica", "state": "streaming",
+                           "host": "127.0.0.1", "port": 5432, "timeline": timeline, "lag": lag})
+                }
+            })
+            .collect();
+        let view = json!({"members": members, "scope": "pgha"}).to_string();
+        for n in &self.fake.nodes {
+            let role = if n.name == leader {
+                "primary"
+            } else {
+                "replica"
+            };
+            n.set(
+                "/patroni",
+                Reply::Json(
+                    200,
+                    patroni_json("pgha", &n.name, role, "running", timeline),
+                ),
+            );
+            n.set("/cluster", Reply::Json(200, view.clone()));
+        }
+    }
+}
+
+/// The binary running `serve`, its stderr in a file.
+struct Serve {
+    port: u16,
+    child: Child,
+    log: PathBuf,
+    http: reqwest::Client,
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.log);
+    }
+}
+
+impl Serve {
+    async fn start(config: &str, interval: &str, extra: &[&str]) -> Serve {
+        let port = free_port();
+        let log = std::env::temp_dir().join(format!("{}.log", unique("serve-")));
+        let log_file = std::fs::File::create(&log).expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_patroni-router"))
+            .args(["serve", "--log-format", "json", "--listen"])
+            .arg(format!("127.0.0.1:{port}"))
+            .args(["--interval", interval])
+            .args(extra)
+            .env("ROUTER_CONFIG", config)
+            .env("ROUTER_WEBHOOK_SECRET", TEST_SECRET)
+            .env_remove("ROUTER_CONFIG_FILE")
+            .env_remove("ROUTER_WEBHOOK_SECRET_FILE")
+            .env_remove("ROUTER_WEBHOOK_AUTH")
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log_file))
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start serve");
+        let s = Serve {
+            port,
+            child,
+            log,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(20))
+                .build()
+                .expect("http client"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Ok(r) = s.http.get(s.url("/healthz")).send().await
+                && r.status() == 200
+            {
+                return s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "serve did not come up: {}",
+                s.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    async fn get(&self, path: &str) -> (u16, String) {
+        let r = self.http.get(self.url(path)).send().await.expect("GET");
+        let status = r.status().as_u16();
+        (status, r.text().await.expect("body"))
+    }
+
+    async fn metrics(&self) -> String {
+        let (status, text) = self.get("/metrics").await;
+        assert_eq!(status, 200);
+        text
+    }
+
+    /// Until /readyz answers `status` (panics after `within`).
+    async fn wait_ready(&self, status: u16, within: Duration) -> Value {
+        let deadline = Instant::now() + within;
+        loop {
+            let (s, body) = self.get("/readyz").await;
+            if s == status {
+                return serde_json::from_str(&body).expect("readyz body is JSON");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "/readyz stayed {s}: {body}\n{}",
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// POST raw bytes to /webhook with these headers.
+    async fn post(&self, headers: &[(&str, String)], body: Vec<u8>) -> (u16, Value) {
+        let mut req = self.http.post(self.url("/webhook")).body(body);
+        for (k, v) in headers {
+            req = req.header(*k, v);
+        }
+        let r = req.send().await.expect("POST /webhook");
+        let status = r.status().as_u16();
+        let text = r.text().await.expect("body");
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}")),
+        )
+    }
+
+    /// A signed notification as `patroni-router notify` sends it.
+    async fn notify(&self, action: &str, role: &str, scope: &str, node: &str) -> (u16, Value) {
+        let body = notification(action, role, scope, node);
+        self.post(
+            &signed_headers(body.as_bytes(), TEST_SECRET),
+            body.into_bytes(),
+        )
+        .await
+    }
+}
+
+fn notification(action: &str, role: &str, scope: &str, node: &str) -> String {
+    json!({"action": action, "role": role, "scope": scope, "node": node,
+           "timestamp": now(), "nonce": unique("n-")})
+    .to_string()
+}
+
+fn signed_headers(body: &[u8], secret: &str) -> Vec<(&'static str, String)> {
+    let ts = now();
+    let secret = Secret::new(secret.as_bytes().to_vec()).expect("secret");
+    vec![
+        ("content-type", "application/json".to_string()),
+        (webhook::TIMESTAMP_HEADER, ts.to_string()),
+        (webhook::SIGNATURE_HEADER, webhook::sign(&secret, ts, body)),
+    ]
+}
+
+/// The value of the sample `series` (name and labels exactly as exposed).
+fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|l| {
+        let rest = l.strip_prefix(series)?.strip_prefix(' ')?;
+        rest.split_whitespace().next()?.parse().ok()
+    })
+}
+
+fn expect_metric(text: &str, series: &str) -> f64 {
+    metric(text, series).unwrap_or_else(|| panic!("no {series} in\n{text}"))
+}
+
+#[tokio::test]
+async fn webhook_answers_like_the_lambda_and_notify_works_against_it() {
+    let w = World::new().await;
+    let serve = Serve::start(&w.config("500ms"), "60s", &[]).await;
+    // The first timer run routes pg1.
+    serve.wait_ready(200, Duration::from_secs(10)).await;
+    assert_eq!(registered(&w.aws, &w.tg).await, w.target(0));
+
+    // Patroni switches over to pg2; bad requests are refused before any Patroni or AWS call.
+    w.set_leader_pg2();
+    let hits = w.hits();
+    let body = notification("on_role_change", "primary", "pgha", "pg2");
+    let (s, r) = serve
+        .post(
+            &[("content-type", "application/json".into())],
+            body.clone().into_bytes(),
+        )
+        .await;
+    assert_eq!(s, 401, "unsigned: {r}");
+    let (s, r) = serve
+        .post(
+            &signed_headers(body.as_bytes(), "not-the-router-secret-at-all"),
+            body.clone().into_bytes(),
+        )
+        .await;
+    assert_eq!(s, 401, "bad signature: {r}");
+    assert!(
+        r["error"].as_str().unwrap_or("").contains("bad signature"),
+        "{r}"
+    );
+    let malformed = json!({"action": "on_role_change", "timestamp": now()}).to_string();
+    let mut headers = signed_headers(malformed.as_bytes(), TEST_SECRET);
+    // The body's timestamp must match the header's: make them equal.
+    let ts: i64 = headers[1].1.parse().expect("ts");
+    let malformed = json!({"action": "on_role_change", "timestamp": ts}).to_string();
+    headers = signed_headers(malformed.as_bytes(), TEST_SECRET);
+    let (s, r) = serve.post(&headers, malformed.into_bytes()).await;
+    assert_eq!(s, 400, "malformed: {r}");
+    assert!(
+        r["error"].as_str().unwrap_or("").contains("missing field"),
+        "{r}"
+    );
+    let big = vec![b' '; webhook::MAX_BODY + 100];
+    let (s, r) = serve
+        .post(&signed_headers(&big, TEST_SECRET), big.clone())
+        .await;
+    assert_eq!(s, 413, "oversized: {r}");
+    let (s, r) = serve
+        .notify("on_role_change", "primary", "nope", "pg2")
+        .await;
+    assert_eq!(s, 404, "unknown scope: {r}");
+    let (s, body) = serve.get("/webhook").await;
+    assert_eq!(s, 405, "GET /webhook: {body}");
+    let (s, _) = serve.get("/nothing-here").await;
+    assert_eq!(s, 404);
+    assert_eq!(w.hits(), hits, "no Patroni call for refused webhooks");
+    assert_eq!(
+        registered(&w.aws, &w.tg).await,
+        w.target(0),
+        "no AWS change"
+    );
+
+    // A signed webhook: 200 with the report of the run, and moto routes pg2.
+    let (s, report) = serve
+        .notify("on_role_change", "primary", "pgha", "pg2")
+        .await;
+    assert_eq!(s, 200, "{report}");
+    let c = &report["clusters"][0];
+    assert_eq!(c["scope"], "pgha");
+    assert_eq!(c["decision"]["primary"], "pg2", "{report}");
+    let applied: Vec<(&str, &str)> = c["changes"]
+        .as_array()
+        .expect("changes")
+        .iter()
+        .map(|ch| {
+            (
+                ch["action"].as_str().unwrap_or(""),
+                ch["status"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert!(applied.contains(&("register", "applied")), "{report}");
+    assert!(applied.contains(&("deregister", "applied")), "{report}");
+    assert!(applied.contains(&("upsert", "applied")), "{report}");
+    assert_eq!(registered(&w.aws, &w.tg).await, w.target(1));
+    assert_eq!(w.a_record().await, vec![w.net.instances[1].1.clone()]);
+
+    // The sender end, unchanged: `patroni-router notify` as Patroni runs it.
+    w.fake.set_leader("pg3", 3);
+    let url = serve.url("/webhook");
+    let o = Command::new(env!("CARGO_BIN_EXE_patroni-router"))
+        .args(["notify", "--url", &url, "--node", "pg3", "--attempts", "1"])
+        .args(["on_role_change", "primary", "pgha"])
+        .env("ROUTER_WEBHOOK_SECRET", TEST_SECRET)
+        .env_remove("ROUTER_WEBHOOK_SECRET_FILE")
+        .output()
+        .await
+        .expect("notify");
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("HTTP 200"),
+        "{o:?}"
+    );
+    assert_eq!(registered(&w.aws, &w.tg).await, w.target(2));
+    assert_eq!(w.a_record().await, vec![w.net.instances[2].1.clone()]);
+
+    // Every answer is counted by status.
+    let m = serve.metrics().await;
+    for (status, n) in [
+        ("200", 2.0),
+        ("401", 2.0),
+        ("400", 1.0),
+        ("413", 1.0),
+        ("404", 1.0),
+        ("405", 1.0),
+    ] {
+        let series = format!("patroni_router_webhook_requests_total{{status=\"{status}\"}}");
+        assert_eq!(expect_metric(&m, &series), n, "{series}");
+    }
+
+    // The logs say what happened to each webhook and never carry a secret.
+    let logs = serve.logs();
+    assert!(
+        logs.contains("webhook accepted") && logs.contains("webhook rejected"),
+        "{logs}"
+    );
+    for secret in [TEST_SECRET, "not-the-router-secret-at-all"] {
+        assert!(!logs.contains(secret), "a secret reached the logs");
+    }
+}
+
+impl World {
+    fn set_leader_pg2(&self) {
+        self.fake.set_leader("pg2", 2);
+    }
+}
+
+#[tokio::test]
+async fn webhooks_during_a_run_queue_exactly_one_follow_up() {
+    let w = World::new().await;
+    let serve = Serve::start(&w.config("3s"), "60s", &[]).await;
+    serve.wait_ready(200, Duration::from_secs(10)).await;
+    // Every /patroni answer now takes 300 ms: a webhook run (confirm poll + reconcile poll)
+    // takes over 600 ms.
+    for n in &w.fake.nodes {
+        let role = if n.name == "pg1" {
+            "primary"
+        } else {
+            "replica"
+        };
+        n.set(
+            "/patroni",
+            Reply::Slow(
+                Duration::from_millis(300),
+                patroni_json("pgha", &n.name, role, "running", 1),
+            ),
+        );
+    }
+    let first = tokio::spawn({
+        let http = serve.http.clone();
+        let url = serve.url("/webhook");
+        async move {
+            let body = notification("on_role_change", "primary", "pgha", "pg1");
+            let mut req = http.post(url).body(body.clone());
+            for (k, v) in signed_headers(body.as_bytes(), TEST_SECRET) {
+                req = req.header(k, v);
+            }
+            let r = req.send().await.expect("POST");
+            (r.status().as_u16(), r.json::<Value>().await.expect("JSON"))
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    // Three more while the first run is in flight.
+    let (b, c, d) = tokio::join!(
+        serve.notify("on_role_change", "primary", "pgha", "pg1"),
+        serve.notify("on_start", "replica", "pgha", "pg2"),
+        serve.notify("on_role_change", "primary", "pgha", "pg1"),
+    );
+    let a = first.await.expect("first webhook");
+    for (s, r) in [&a, &b, &c, &d] {
+        assert_eq!(*s, 200, "{r}");
+        assert_eq!(r["clusters"][0]["decision"]["primary"], "pg1");
+    }
+    // The three queued ones got the report of the same (follow-up) run.
+    assert_eq!(b.1, c.1);
+    assert_eq!(c.1, d.1);
+
+    // Longer than a run: an extra run after the answers would be counted by now.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let m = serve.metrics().await;
+    assert_eq!(
+        expect_metric(
+            &m,
+            "patroni_router_reconciles_total{cluster=\"pgha\",trigger=\"webhook\"}"
+        ),
+        2.0,
+        "the first webhook's run and exactly one follow-up"
+    );
+    assert_eq!(
+        expect_metric(
+            &m,
+            "patroni_router_reconciles_total{cluster=\"pgha\",trigger=\"timer\"}"
+        ),
+        1.0
+    );
+    for n in &w.fake.nodes {
+        assert_eq!(
+            n.max_concurrent("/patroni"),
+            1,
+            "{}: runs of one cluster overlapped",
+            n.name
+        );
+    }
+}
+
+#[tokio::test]
+async fn metrics_after_known_reconciles() {
+    let w = World::new().await;
+    w.set_view("pg1", 1, &[("pg2", 1234), ("pg3", 5678)]);
+    let serve = Serve::start(&w.config("500ms"), "60s", &[]).await;
+    serve.wait_ready(200, Duration::from_secs(10)).await;
+    let m = serve.metrics().await;
+    assert_eq!(
+        expect_metric(
+            &m,
+            "patroni_router_decisions_total{cluster=\"pgha\",kind=\"confirmed\"}"
+        ),
+        1.0
+    );
+    assert_eq!(
+        expect_metric(
+            &m,
+            "patroni_router_replication_lag_bytes{cluster=\"pgha\",member=\"pg2\"}"
+        ),
+        1234.0
+    );
+    assert_eq!(
+        expect_metric(
+            &m,
+            "patroni_router_replication_lag_bytes{cluster=\"pgha\",member=\"pg3\"}"
+        ),
+        5678.0
+    );
+
+    // A switchover to pg2 with new lags, routed by a webhook.
+    w.set_view("pg2", 2, &[("pg1", 42), ("pg3", 99)]);
+    let (s, r) = serve
+        .notify("on_role_change", "primary", "pgha", "pg2")
+        .await;
+    assert_eq!(s, 200, "{r}");
+    let m = serve.metrics().await;
+    for (series, value) in [
+        (
+            "patroni_router_decisions_total{cluster=\"pgha\",kind=\"confirmed\"}",
+            2.0,
+        ),
+        (
+            "patroni_router_decisions_total{cluster=\"pgha\",kind=\"no_primary\"}",
+            0.0,
+        ),
+        (
+            "patroni_router_primary_changes_total{cluster=\"pgha\"}",
+            1.0,
+        ),
+        ("patroni_router_apply_errors_total{cluster=\"pgha\"}", 0.0),
+        (
+            "patroni_router_replication_lag_bytes{cluster=\"pgha\",member=\"pg1\"}",
+            42.0,
+        ),
+        (
+            "patroni_router_replication_lag_bytes{cluster=\"pgha\",member=\"pg3\"}",
+            99.0,
+        ),
+        (
+            "patroni_router_reconcile_duration_seconds_count{cluster=\"pgha\"}",
+            2.0,
+        ),
+        (
+            "patroni_router_reconciles_total{cluster=\"pgha\",trigger=\"webhook\"}",
+            1.0,
+        ),
+        ("patroni_router_webhook_requests_total{status=\"200\"}", 1.0),
+    ] {
+        assert_eq!(expect_metric(&m, series), value, "{series}\n{m}");
+    }
+    assert!(
+        metric(
+            &m,
+            "patroni_router_replication_lag_bytes{cluster=\"pgha\",member=\"pg2\"}"
+        )
+        .is_none(),
+        "the new leader has no lag series: {m}"
+    );
+    let last = expect_metric(
+        &m,
+        "patroni_router_last_success_timestamp_seconds{cluster=\"pgha\"}",
+    );
+    assert!((last - now() as f64).abs() < 30.0, "{last}");
+    assert!(m.contains("# TYPE patroni_router_reconcile_duration_seconds histogram"));
+    assert_eq!(registered(&w.aws, &w.tg).await, w.target(1));
+}
+
+#[tokio::test]
+async fn readiness_turns_false_when_patroni_is_unreachable_for_long() {
+    let w = World::new().await;
+    let serve = Serve::start(&w.config("200ms"), "200ms", &["--ready-after", "3"]).await;
+    let ready = serve.wait_ready(200, Duration::from_secs(10)).await;
+    assert_eq!(ready["ready"], true);
+    // Every node stops answering: no primary can be confirmed, nothing succeeds.
+    for n in &w.fake.nodes {
+        n.fail(Reply::Close);
+    }
+    let started = Instant::now();
+    let body = serve.wait_ready(503, Duration::from_secs(10)).await;
+    assert!(
+        started.elapsed() >= Duration::from_millis(300),
+        "not ready after {:?}: too soon",
+        started.elapsed()
+    );
+    assert_eq!(body["ready"], false);
+    assert_eq!(body["stale"][0]["cluster"], "pgha", "{body}");
+    let age = body["stale"][0]["last_success_age_seconds"]
+        .as_f64()
+        .expect("age");
+    assert!(age > 0.6, "{body}");
+    let (s, _) = serve.get("/healthz").await;
+    assert_eq!(s, 200, "alive while not ready");
+    let m = serve.metrics().await;
+    assert!(
+        expect_metric(
+            &m,
+            "patroni_router_decisions_total{cluster=\"pgha\",kind=\"no_primary\"}"
+        ) >= 1.0
+    );
+    // Patroni is back: ready again.
+    w.fake.set_leader("pg1", 1);
+    serve.wait_ready(200, Duration::from_secs(10)).await;
+}
+
+#[tokio::test]
+async fn sigterm_finishes_the_run_in_flight_then_exits_0() {
+    let w = World::new().await;
+    // The first run's poll takes 1.5 s.
+    for n in &w.fake.nodes {
+        let role = if n.name == "pg1" {
+            "primary"
+        } else {
+            "replica"
+        };
+        n.set(
+            "/patroni",
+            Reply::Slow(
+                Duration::from_millis(1500),
+                patroni_json("pgha", &n.name, role, "running", 1),
+            ),
+        );
+    }
+    let mut serve = Serve::start(&w.config("3s"), "60s", &[]).await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while w.hits() == 0 {
+        assert!(Instant::now() < deadline, "no run started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(registered(&w.aws, &w.tg).await.is_empty(), "run in flight");
+    let pid = serve.child.id().expect("pid").to_string();
+    let kill = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .await
+        .expect("kill");
+    assert!(kill.success());
+    let status = tokio::time::timeout(Duration::from_secs(15), serve.child.wait())
+        .await
+        .expect("serve exits after SIGTERM")
+        .expect("wait");
+    assert_eq!(status.code(), Some(0), "{}", serve.logs());
+    assert_eq!(
+        registered(&w.aws, &w.tg).await,
+        w.target(0),
+        "the run in flight finished before the exit"
+    );
+    let logs = serve.logs();
+    assert!(logs.contains("shutting down"), "{logs}");
+}
