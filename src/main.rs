@@ -7,7 +7,7 @@ use std::process::ExitCode;
 #[tokio::main]
 async fn main() -> ExitCode {
     if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
-        match Box::pin(patroni_router::lambda::run()).await {
+        match Box::pin(patroni_router::entry::lambda::run()).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("patroni-router lambda: {e}");
@@ -15,6 +15,6 @@ async fn main() -> ExitCode {
             }
         }
     } else {
-        Box::pin(patroni_router::cli::main()).await
+        Box::pin(patroni_router::entry::cli::main()).await
     }
 }

@@ -1,0 +1,142 @@
+//! The process-wide settings (how Patroni is polled, how AWS is called, how webhooks are
+//! handled): plain values with defaults, parsed as they are and range-checked by `validate`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSettings {
+    /// After a callback, poll Patroni until a primary is confirmed, at most this long.
+    #[serde(default = "default_confirm_timeout", with = "humantime_serde")]
+    pub confirm_timeout: Duration,
+    /// Pause between those polls.
+    #[serde(default = "default_confirm_interval", with = "humantime_serde")]
+    pub confirm_interval: Duration,
+    /// Accepted clock difference for a notification's timestamp (and the replay window).
+    #[serde(default = "default_max_clock_skew", with = "humantime_serde")]
+    pub max_clock_skew: Duration,
+}
+
+fn default_confirm_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_confirm_interval() -> Duration {
+    Duration::from_millis(250)
+}
+fn default_max_clock_skew() -> Duration {
+    Duration::from_secs(300)
+}
+
+impl Default for WebhookSettings {
+    fn default() -> Self {
+        WebhookSettings {
+            confirm_timeout: default_confirm_timeout(),
+            confirm_interval: default_confirm_interval(),
+            max_clock_skew: default_max_clock_skew(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PatroniSettings {
+    /// Timeout of one HTTP request to one node (connect + answer).
+    #[serde(default = "default_request_timeout", with = "humantime_serde")]
+    pub request_timeout: Duration,
+    /// Deadline for polling all nodes of a cluster; nodes not done by then count as unreachable.
+    #[serde(default = "default_poll_deadline", with = "humantime_serde")]
+    pub poll_deadline: Duration,
+    /// HTTPS to Patroni's REST API with a private CA and, optionally, a client certificate.
+    #[serde(default)]
+    pub tls: Option<TlsSettings>,
+}
+
+fn default_request_timeout() -> Duration {
+    Duration::from_secs(2)
+}
+fn default_poll_deadline() -> Duration {
+    Duration::from_secs(5)
+}
+
+impl Default for PatroniSettings {
+    fn default() -> Self {
+        PatroniSettings {
+            request_timeout: default_request_timeout(),
+            poll_deadline: default_poll_deadline(),
+            tls: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSettings {
+    /// PEM CA bundle; when set, only these CAs are trusted for Patroni (not the system's).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// PEM client certificate (Patroni's `restapi.verify_client`), with `key_file`.
+    #[serde(default)]
+    pub cert_file: Option<PathBuf>,
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
+}
+
+/// How the AWS SDK is driven.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AwsSettings {
+    /// Timeout of one attempt of one AWS call.
+    #[serde(default = "default_attempt_timeout", with = "humantime_serde")]
+    pub attempt_timeout: Duration,
+    /// Attempts per call (standard retry mode: backoff with jitter on throttling and 5xx).
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u32,
+    /// Another endpoint for both services (a VPC endpoint, an emulator); default: the SDK's
+    /// resolution (`AWS_ENDPOINT_URL`, then the public endpoints).
+    #[serde(default)]
+    pub endpoint_url: Option<String>,
+    /// How often `reconcile`/`watch` check target-group settings for drift (`plan` and
+    /// `status` always do); "0s" checks on every run.
+    #[serde(default = "default_settings_check_interval", with = "humantime_serde")]
+    pub settings_check_interval: Duration,
+}
+
+fn default_settings_check_interval() -> Duration {
+    Duration::from_secs(600)
+}
+fn default_attempt_timeout() -> Duration {
+    Duration::from_secs(5)
+}
+fn default_max_attempts() -> u32 {
+    4
+}
+
+impl Default for AwsSettings {
+    fn default() -> Self {
+        AwsSettings {
+            attempt_timeout: default_attempt_timeout(),
+            max_attempts: default_max_attempts(),
+            endpoint_url: None,
+            settings_check_interval: default_settings_check_interval(),
+        }
+    }
+}
+
+/// serde helpers for durations written like "2s" or "500ms".
+pub(super) mod humantime_serde {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let s = String::deserialize(d)?;
+        humantime::parse_duration(&s).map_err(|e| {
+            serde::de::Error::custom(format!(
+                "{s:?} is not a duration ({e}): write e.g. \"2s\" or \"500ms\""
+            ))
+        })
+    }
+}

@@ -1,0 +1,281 @@
+//! Metrics as CloudWatch Embedded Metric Format (EMF): one JSON line per cluster per
+//! reconcile, written to the Lambda's stdout. CloudWatch Logs extracts the metrics from the
+//! log line itself: no PutMetricData call, no extra latency or IAM permission in the function.
+//! Pure: [`document`] builds the line from a [`ClusterReport`]; the Lambda prints it.
+//!
+//! Spec: <https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch_Embedded_Metric_Format_Specification.html>
+
+use serde_json::{Map, Value, json};
+
+use crate::domain::patroni::Lag;
+use crate::domain::report::{ChangeStatus, ClusterReport};
+
+pub const DEFAULT_NAMESPACE: &str = "PatroniRouter";
+/// Overrides the namespace (e.g. one per environment).
+pub const ENV_NAMESPACE: &str = "ROUTER_METRICS_NAMESPACE";
+/// The dimension every metric carries (also published without it, for all-cluster alarms).
+pub const DIMENSION: &str = "Cluster";
+
+/// One metric of a run: name, CloudWatch unit, value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Metric {
+    pub name: &'static str,
+    pub unit: &'static str,
+    pub value: u64,
+}
+
+fn m(name: &'static str, unit: &'static str, value: u64) -> Metric {
+    Metric { name, unit, value }
+}
+
+/// The metrics of one cluster's run. Decisions are 0/1 per run, so `Sum` over a period counts
+/// runs of each kind; `MaxReplicationLag` is left out when no member's lag is known.
+pub fn metrics(c: &ClusterReport) -> Vec<Metric> {
+    let kind = c.decision.kind();
+    let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+    let mut out = vec![
+        m("PrimaryChanges", "Count", u64::from(c.primary_moved)),
+        m("DecisionConfirmed", "Count", u64::from(kind == "confirmed")),
+        m(
+            "DecisionNoPrimary",
+            "Count",
+            u64::from(kind == "no_primary"),
+        ),
+        m("DecisionAmbiguous", "Count", u64::from(kind == "ambiguous")),
+        m(
+            "StalePrimaries",
+            "Count",
+            count(c.decision.stale_primaries.len()),
+        ),
+        m(
+            "ChangesApplied",
+            "Count",
+            count(
+                c.changes
+                    .iter()
+                    .filter(|ch| ch.status == ChangeStatus::Applied)
+                    .count(),
+            ),
+        ),
+        m("ApplyErrors", "Count", count(c.errors.len())),
+        m("ReconcileDuration", "Milliseconds", c.duration_ms),
+    ];
+    let max_lag = c
+        .nodes
+        .iter()
+        .filter_map(|n| match n.lag {
+            Some(Lag::Bytes(b)) => Some(b),
+            _ => None,
+        })
+        .max();
+    if let Some(lag) = max_lag {
+        out.push(m("MaxReplicationLag", "Bytes", lag));
+    }
+    if let Some(set) = &c.read_set {
+        out.push(m("ReadEndpointNodes", "Count", count(set.len())));
+    }
+    out
+}
+
+/// The EMF document for one cluster's run, stamped `timestamp_ms` (Unix epoch, ms).
+pub fn document(namespace: &str, c: &ClusterReport, timestamp_ms: u64) -> Value {
+    let ms = metrics(c);
+    let definitions: Vec<Value> = ms
+        .iter()
+        .map(|x| json!({"Name": x.name, "Unit": x.unit}))
+        .collect();
+    let mut root = Map::new();
+    root.insert(
+        "_aws".into(),
+        json!({
+            "Timestamp": timestamp_ms,
+            "CloudWatchMetrics": [{
+                "Namespace": namespace,
+                // Per cluster, and once more with no dimension for alarms across clusters.
+                "Dimensions": [[DIMENSION], []],
+                "Metrics": definitions,
+            }],
+        }),
+    );
+    root.insert(DIMENSION.into(), Value::String(c.scope.clone()));
+    for x in ms {
+        root.insert(x.name.into(), json!(x.value));
+    }
+    // Context for Logs Insights; not metrics (not listed in `Metrics`).
+    root.insert("decision".into(), json!(c.decision.kind()));
+    if let Some(p) = c.decision.primary() {
+        root.insert("primary".into(), json!(p));
+    }
+    Value::Object(root)
+}
+
+/// The namespace from the environment, or the default.
+pub fn namespace_from_env() -> String {
+    std::env::var(ENV_NAMESPACE)
+        .ok()
+        .filter(|s| !s.trim().is_empty())
+        .unwrap_or_else(|| DEFAULT_NAMESPACE.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::aws::Endpoint;
+    use crate::domain::decide::{Decision, Verdict};
+    use crate::domain::report::{Action, ChangeReport, ClusterError, NodeReport, Routing};
+
+    fn node(name: &str, lag: Option<Lag>) -> NodeReport {
+        NodeReport {
+            name: name.into(),
+            address: "10.0.1.10".into(),
+            reachable: true,
+            role: None,
+            state: None,
+            timeline: None,
+            lag,
+            routed_by: vec![],
+            patroni_error: None,
+            cluster_error: None,
+        }
+    }
+
+    fn report(verdict: Verdict) -> ClusterReport {
+        ClusterReport {
+            scope: "pgha".into(),
+            decision: Decision {
+                verdict,
+                reason: "test".into(),
+                stale_primaries: vec!["pg3".into()],
+                misconfigured: Default::default(),
+                standby: None,
+                replicas: vec![],
+                warnings: vec![],
+            },
+            primary_moved: true,
+            read_set: Some(vec!["pg2".into(), "pg3".into()]),
+            nodes: vec![
+                node("pg1", None),
+                node("pg2", Some(Lag::Bytes(4096))),
+                node("pg3", Some(Lag::Unknown)),
+            ],
+            routing: Routing::default(),
+            changes: vec![
+                ChangeReport {
+                    resource: "arn".into(),
+                    endpoint: Endpoint::Writer,
+                    action: Action::Register,
+                    target: "i-1:5432".into(),
+                    node: Some("pg1".into()),
+                    status: ChangeStatus::Applied,
+                    error: None,
+                },
+                ChangeReport {
+                    resource: "arn".into(),
+                    endpoint: Endpoint::Writer,
+                    action: Action::Deregister,
+                    target: "i-2:5432".into(),
+                    node: Some("pg2".into()),
+                    status: ChangeStatus::Failed,
+                    error: Some("throttled".into()),
+                },
+            ],
+            drift: vec![],
+            errors: vec![ClusterError::Blocked {
+                resource: "target group pg".into(),
+                reason: "deregister failed".into(),
+            }],
+            duration_ms: 42,
+        }
+    }
+
+    #[test]
+    fn every_declared_metric_is_a_number_at_the_root() {
+        let d = document(
+            "PatroniRouter",
+            &report(Verdict::Confirmed {
+                primary: "pg1".into(),
+                timeline: Some(2),
+            }),
+            1_700_000_000_000,
+        );
+        let cw = &d["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(cw["Namespace"], "PatroniRouter");
+        assert_eq!(cw["Dimensions"], json!([["Cluster"], []]));
+        assert_eq!(d["Cluster"], "pgha", "the dimension's value is at the root");
+        assert_eq!(d["_aws"]["Timestamp"], 1_700_000_000_000u64);
+        let names: Vec<&str> = cw["Metrics"]
+            .as_array()
+            .expect("metrics")
+            .iter()
+            .map(|x| x["Name"].as_str().expect("name"))
+            .collect();
+        assert_eq!(names.len(), 10, "{names:?}");
+        for name in names {
+            assert!(d[name].is_u64(), "{name} is not a number at the root: {d}");
+        }
+        let v = |k: &str| d[k].as_u64().expect("number");
+        assert_eq!(
+            (
+                v("PrimaryChanges"),
+                v("DecisionConfirmed"),
+                v("DecisionNoPrimary")
+            ),
+            (1, 1, 0)
+        );
+        assert_eq!(
+            (v("StalePrimaries"), v("ChangesApplied"), v("ApplyErrors")),
+            (1, 1, 1)
+        );
+        assert_eq!(v("MaxReplicationLag"), 4096, "unknown lag is not a number");
+        assert_eq!((v("ReconcileDuration"), v("ReadEndpointNodes")), (42, 2));
+        assert_eq!(d["primary"], "pg1");
+    }
+
+    #[test]
+    fn the_templates_alarms_watch_metrics_the_router_emits() {
+        let r = report(Verdict::Confirmed {
+            primary: "pg1".into(),
+            timeline: Some(2),
+        });
+        let emitted: Vec<&str> = metrics(&r).iter().map(|x| x.name).collect();
+        let template = include_str!("../../template.yaml");
+        let lines: Vec<&str> = template.lines().map(str::trim).collect();
+        let mut watched = Vec::new();
+        for (i, l) in lines.iter().enumerate() {
+            if *l == "Namespace: !Ref MetricsNamespace" {
+                let name = lines[i + 1]
+                    .strip_prefix("MetricName: ")
+                    .expect("MetricName follows Namespace");
+                watched.push(name);
+            }
+        }
+        assert_eq!(watched.len(), 4, "{watched:?}");
+        for name in watched {
+            assert!(
+                emitted.contains(&name),
+                "the template alarms on {name}, never emitted"
+            );
+        }
+    }
+
+    #[test]
+    fn fail_static_runs_count_by_kind_and_omit_unknown_lag() {
+        let mut r = report(Verdict::Ambiguous);
+        r.primary_moved = false;
+        r.read_set = None;
+        for n in &mut r.nodes {
+            n.lag = None;
+        }
+        let d = document("X", &r, 0);
+        assert_eq!(d["DecisionAmbiguous"], 1);
+        assert_eq!(d["DecisionConfirmed"], 0);
+        assert!(d.get("MaxReplicationLag").is_none());
+        assert!(d.get("ReadEndpointNodes").is_none());
+        assert!(d.get("primary").is_none());
+        let declared = d["_aws"]["CloudWatchMetrics"][0]["Metrics"].to_string();
+        assert!(
+            !declared.contains("MaxReplicationLag"),
+            "an undeclared-value metric is not declared"
+        );
+    }
+}

@@ -1,0 +1,254 @@
+//! What a run did, per cluster: the decision and why, what each node answered, where routing
+//! pointed, each change and whether it was applied. Serialized as JSON (Lambda, `--output
+//! json`) or rendered as text ([`text`]) for a terminal.
+
+mod text;
+
+use serde::{Serialize, Serializer};
+
+use crate::domain::aws::{DnsState, Endpoint, TargetGroupState, tg_name};
+use crate::domain::decide::Decision;
+use crate::domain::patroni::{Lag, PgState, Role};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Read-only: compute the changes, apply none.
+    Plan,
+    /// Apply the changes.
+    Reconcile,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub mode: Mode,
+    /// False when any cluster had an error (an AWS call failed, a change was blocked).
+    pub ok: bool,
+    pub duration_ms: u64,
+    pub clusters: Vec<ClusterReport>,
+}
+
+/// A failed AWS call: which call, on which resource, what AWS said, and what to do.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+#[error("{operation} on {resource} failed: {message}{hint}")]
+pub struct AwsError {
+    pub operation: &'static str,
+    pub resource: String,
+    /// AWS's error code when there is one (`AccessDenied`, `TargetGroupNotFound`, ...).
+    pub code: Option<String>,
+    pub message: String,
+    hint: String,
+}
+
+impl AwsError {
+    pub fn new(
+        operation: &'static str,
+        resource: &str,
+        code: Option<&str>,
+        message: String,
+    ) -> Self {
+        let hint = match code {
+            Some(c) if c.contains("AccessDenied") || c.contains("UnauthorizedOperation") => {
+                format!(" (grant the router's role {operation} on this resource)")
+            }
+            Some("TargetGroupNotFound") => " (check `target_group.arn` and the region)".into(),
+            Some("NoSuchHostedZone") => " (check `dns.hosted_zone_id`)".into(),
+            Some(c) if is_throttling(c) => {
+                " (AWS throttled the call after retries; the next run retries)".into()
+            }
+            _ => String::new(),
+        };
+        AwsError {
+            operation,
+            resource: resource.to_string(),
+            code: code.map(str::to_string),
+            message,
+            hint,
+        }
+    }
+
+    /// AWS refused the call for its rate (after the SDK's retries).
+    pub fn is_throttling(&self) -> bool {
+        self.code.as_deref().is_some_and(is_throttling)
+    }
+}
+
+fn is_throttling(code: &str) -> bool {
+    matches!(
+        code,
+        "Throttling" | "ThrottlingException" | "PriorRequestNotComplete" | "TooManyRequestsException"
+    )
+}
+
+/// Why a cluster's run is not clean: an AWS call failed, or a change was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClusterError {
+    #[error(transparent)]
+    Aws(#[from] AwsError),
+    /// A resource left alone, and why (a conflicting record, a node without the id a target
+    /// group needs, ...).
+    #[error("{resource}: {reason}")]
+    Blocked { resource: String, reason: String },
+}
+
+/// Errors are reported as their message.
+impl Serialize for ClusterError {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ClusterReport {
+    pub scope: String,
+    pub decision: Decision,
+    /// This run applied a change routing the writer endpoint to the confirmed primary (a
+    /// failover or switchover reached AWS, or routing was first set up).
+    pub primary_moved: bool,
+    /// The read endpoint's nodes as decided (`None`: no read endpoint, or fail-static).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub read_set: Option<Vec<String>>,
+    pub nodes: Vec<NodeReport>,
+    /// Routing as read from AWS before any change of this run.
+    pub routing: Routing,
+    pub changes: Vec<ChangeReport>,
+    /// Target-group settings that differ from what the strategy needs.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub drift: Vec<DriftReport>,
+    pub errors: Vec<ClusterError>,
+    pub duration_ms: u64,
+}
+
+impl ClusterReport {
+    /// Changes applied in this run (write calls that succeeded).
+    pub fn writes(&self) -> usize {
+        self.changes
+            .iter()
+            .filter(|c| c.status == ChangeStatus::Applied)
+            .count()
+    }
+
+    /// Did this run apply a change routing the writer endpoint to the confirmed primary?
+    pub fn moved_primary(&self) -> bool {
+        let Some(primary) = self.decision.primary() else {
+            return false;
+        };
+        self.changes.iter().any(|c| {
+            c.status == ChangeStatus::Applied
+                && c.endpoint == Endpoint::Writer
+                && matches!(c.action, Action::Register | Action::Upsert)
+                && c.node.as_deref() == Some(primary)
+        })
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DriftReport {
+    pub target_group: String,
+    pub setting: String,
+    pub current: String,
+    pub desired: String,
+    /// Fixed in this run (`manage_settings: true` and the change applied).
+    pub fixed: bool,
+}
+
+impl DriftReport {
+    pub fn line(&self) -> String {
+        format!(
+            "target group {}: {} is {}, wants {}{}",
+            tg_name(&self.target_group),
+            self.setting,
+            self.current,
+            self.desired,
+            if self.fixed {
+                " (fixed)"
+            } else {
+                " (set manage_settings: true to fix)"
+            }
+        )
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Routing {
+    pub target_groups: Vec<TargetGroupState>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dns: Option<DnsState>,
+    /// The read endpoint's record (`replicas.dns`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub read_dns: Option<DnsState>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeReport {
+    pub name: String,
+    pub address: String,
+    pub reachable: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<Role>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<PgState>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeline: Option<u64>,
+    /// Replication lag in bytes as the DCS reports it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lag: Option<Lag>,
+    /// Where routing pointed at this node before the run: target group names, record ids.
+    pub routed_by: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub patroni_error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster_error: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    Register,
+    Deregister,
+    Upsert,
+    /// A replica's multivalue record removed from the read endpoint.
+    Delete,
+    /// Target-group settings (attributes, health check) brought in line.
+    ModifySettings,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Register => "register",
+            Action::Deregister => "deregister",
+            Action::Upsert => "upsert",
+            Action::Delete => "delete",
+            Action::ModifySettings => "settings",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeStatus {
+    /// `plan` mode: would be applied.
+    Planned,
+    Applied,
+    Failed,
+    /// Not attempted because an earlier step failed (e.g. no deregister after a failed register).
+    Skipped,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ChangeReport {
+    /// The target group ARN or `ZONE/record-name`.
+    pub resource: String,
+    /// The endpoint the resource serves.
+    pub endpoint: Endpoint,
+    pub action: Action,
+    /// `id:port` for a target; `TYPE value [SetIdentifier]` for a record.
+    pub target: String,
+    /// The configured node this change is about, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    pub status: ChangeStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}

@@ -1,0 +1,204 @@
+//! Observe: poll a cluster's Patroni nodes under the poll deadline, and read what AWS holds —
+//! first the reads shared by all clusters of a run (target-group types, cached per process;
+//! whole zones holding several records), then each cluster's own.
+
+use std::collections::{HashMap, HashSet};
+
+use futures_util::future::join_all;
+
+use super::Router;
+use crate::adapters::{AwsError, elb_batch};
+use crate::config::{ClusterConfig, DnsConfig, TargetGroupConfig};
+use crate::domain::aws::{DnsState, Endpoint, RecordSet, TargetGroupState, TargetType};
+use crate::domain::drift::HealthCheck;
+use crate::domain::patroni::{NodeObservation, PollError};
+use crate::domain::report::Mode;
+
+/// From this many records in one zone on, one paginated read of the zone beats one read each.
+const WHOLE_ZONE_READ_FROM: usize = 3;
+
+/// Every configured node of `cluster` at once; one observation per node in config order. A
+/// node not done by the poll deadline is reported as timed out.
+pub(super) async fn poll(router: &Router, cluster: &ClusterConfig) -> Vec<NodeObservation> {
+    let deadline = router.config.patroni.poll_deadline;
+    let patroni = &*router.ports.patroni;
+    join_all(cluster.nodes.iter().map(|node| async move {
+        match tokio::time::timeout(deadline, patroni.observe(node)).await {
+            Ok(obs) => obs,
+            Err(_) => NodeObservation::failed(
+                &node.name,
+                PollError::Timeout(format!(
+                    "poll deadline of {} passed",
+                    humantime::format_duration(deadline)
+                )),
+            ),
+        }
+    }))
+    .await
+}
+
+/// Reads shared by all clusters of a run, done before the clusters are worked on.
+pub(super) struct SharedReads {
+    target_types: HashMap<String, Result<TargetType, AwsError>>,
+    /// Health checks of the target groups read this run (their settings are due a check).
+    pub(super) health_checks: HashMap<String, HealthCheck>,
+    /// Zones holding several clusters' records, read whole once.
+    zones: HashMap<String, Result<Vec<RecordSet>, AwsError>>,
+}
+
+/// Target types (cached, batched) and whole-zone reads, for all the clusters of a run.
+pub(super) async fn shared_reads(
+    router: &Router,
+    clusters: &[&ClusterConfig],
+    mode: Mode,
+) -> SharedReads {
+    let arns: Vec<String> = clusters
+        .iter()
+        .flat_map(|c| c.target_groups.iter().map(|tg| tg.arn.clone()))
+        .collect();
+    let (mut target_types, unknown) = cached_types(router, &arns, mode);
+    let zones = busy_zones(clusters);
+    let route53 = &*router.ports.route53;
+    let (fresh, zone_reads) = tokio::join!(
+        elb_batch::describe_groups(&*router.ports.elb, &unknown),
+        join_all(zones.iter().map(|z| async move {
+            (z.to_string(), route53.list(z, None).await)
+        }))
+    );
+    let mut health_checks = HashMap::new();
+    let mut cache = router
+        .memory
+        .target_types
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    for (arn, info) in fresh {
+        let t = info.map(|i| {
+            health_checks.insert(arn.clone(), i.health_check);
+            i.target_type
+        });
+        if let Ok(t) = &t {
+            cache.insert(arn.clone(), t.clone());
+        }
+        target_types.insert(arn, t);
+    }
+    SharedReads {
+        target_types,
+        health_checks,
+        zones: zone_reads.into_iter().collect(),
+    }
+}
+
+type TypeReads = HashMap<String, Result<TargetType, AwsError>>;
+
+/// The cached types, and the ARNs to describe: unknown ones, and those whose settings are due
+/// a check (the describe call brings the health check along).
+fn cached_types(router: &Router, arns: &[String], mode: Mode) -> (TypeReads, Vec<String>) {
+    let cache = router
+        .memory
+        .target_types
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    let checked = router
+        .memory
+        .settings_checked
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    let every = router.config.aws.settings_check_interval;
+    let now = router.ports.clock.now();
+    let due = |a: &String| {
+        mode == Mode::Plan
+            || checked
+                .get(a)
+                .is_none_or(|t| now.saturating_duration_since(*t) >= every)
+    };
+    let known = arns
+        .iter()
+        .filter_map(|a| Some((a.clone(), Ok(cache.get(a)?.clone()))))
+        .collect();
+    let to_read = arns
+        .iter()
+        .filter(|a| !cache.contains_key(*a) || due(a))
+        .cloned()
+        .collect();
+    (known, to_read)
+}
+
+/// Zones holding at least [`WHOLE_ZONE_READ_FROM`] of this run's records.
+fn busy_zones(clusters: &[&ClusterConfig]) -> Vec<String> {
+    let mut per_zone: HashMap<&str, usize> = HashMap::new();
+    for (_, d) in clusters.iter().flat_map(|c| c.records()) {
+        *per_zone.entry(d.zone_id.as_str()).or_default() += 1;
+    }
+    let busy: HashSet<&str> = per_zone
+        .into_iter()
+        .filter(|(_, n)| *n >= WHOLE_ZONE_READ_FROM)
+        .map(|(z, _)| z)
+        .collect();
+    busy.into_iter().map(str::to_string).collect()
+}
+
+/// What AWS holds for one cluster.
+pub(super) struct AwsView<'a> {
+    pub target_groups: Vec<(&'a TargetGroupConfig, Result<TargetGroupState, AwsError>)>,
+    pub records: Vec<(Endpoint, &'a DnsConfig, Result<DnsState, AwsError>)>,
+}
+
+pub(super) async fn read_cluster<'a>(
+    router: &Router,
+    cluster: &'a ClusterConfig,
+    shared: &SharedReads,
+) -> AwsView<'a> {
+    let groups = join_all(
+        cluster
+            .target_groups
+            .iter()
+            .map(|tg| async move { (tg, read_target_group(router, &tg.arn, shared).await) }),
+    );
+    let records = join_all(
+        cluster
+            .records()
+            .map(|(endpoint, d)| async move { (endpoint, d, read_dns(router, d, shared).await) }),
+    );
+    let (target_groups, records) = tokio::join!(groups, records);
+    AwsView {
+        target_groups,
+        records,
+    }
+}
+
+async fn read_target_group(
+    router: &Router,
+    arn: &str,
+    shared: &SharedReads,
+) -> Result<TargetGroupState, AwsError> {
+    let target_type = match shared.target_types.get(arn) {
+        Some(Ok(t)) => t.clone(),
+        Some(Err(e)) => return Err(e.clone()),
+        None => {
+            return Err(AwsError::new(
+                "DescribeTargetGroups",
+                arn,
+                None,
+                "not read".into(),
+            ));
+        }
+    };
+    let targets = router.ports.elb.target_health(arn).await?;
+    Ok(TargetGroupState {
+        arn: arn.to_string(),
+        target_type,
+        targets,
+    })
+}
+
+async fn read_dns(router: &Router, d: &DnsConfig, shared: &SharedReads) -> Result<DnsState, AwsError> {
+    let records = match shared.zones.get(&d.zone_id) {
+        Some(Ok(all)) => all.iter().filter(|r| r.name == d.name).cloned().collect(),
+        Some(Err(e)) => return Err(e.clone()),
+        None => router.ports.route53.list(&d.zone_id, Some(&d.name)).await?,
+    };
+    Ok(DnsState {
+        zone_id: d.zone_id.clone(),
+        records,
+    })
+}

@@ -1,0 +1,116 @@
+//! Decide and plan one cluster from what was observed: pure, no I/O. The result carries the
+//! plans, the routing read from AWS and the errors met so far; apply and assemble take it on.
+
+use std::time::Instant;
+
+use super::assemble::{node_reports, planned_record_changes, planned_target_changes};
+use super::observe::AwsView;
+use crate::config::ClusterConfig;
+use crate::domain::aws::{Endpoint, tg_name};
+use crate::domain::decide::Decision;
+use crate::domain::patroni::NodeObservation;
+use crate::domain::plan::{self, DnsPlan, TargetGroupPlan};
+use crate::domain::report::{ChangeReport, ClusterError, DriftReport, NodeReport, Routing};
+
+/// One cluster after polling, deciding, reading AWS and planning.
+pub(super) struct Prepared<'a> {
+    pub cluster: &'a ClusterConfig,
+    pub started: Instant,
+    pub decision: Decision,
+    pub nodes: Vec<NodeReport>,
+    pub routing: Routing,
+    pub tg_plans: Vec<TargetGroupPlan>,
+    /// The writer's record and the read endpoint's, each in its zone.
+    pub dns_plans: Vec<DnsPlan>,
+    pub changes: Vec<ChangeReport>,
+    pub drift: Vec<DriftReport>,
+    pub errors: Vec<ClusterError>,
+}
+
+impl Prepared<'_> {
+    /// Plan mode: every planned change reported as planned, none applied.
+    pub fn plan_only(&mut self) {
+        for p in &self.tg_plans {
+            self.changes.extend(planned_target_changes(p));
+        }
+        for p in &self.dns_plans {
+            self.changes.extend(planned_record_changes(p));
+        }
+    }
+
+    pub fn error(&mut self, e: ClusterError) {
+        if !self.errors.contains(&e) {
+            self.errors.push(e);
+        }
+    }
+}
+
+fn blocked(resource: String, reason: &str) -> ClusterError {
+    ClusterError::Blocked {
+        resource,
+        reason: reason.to_string(),
+    }
+}
+
+pub(super) fn prepare<'a>(
+    cluster: &'a ClusterConfig,
+    started: Instant,
+    observations: &[NodeObservation],
+    decision: Decision,
+    aws: AwsView<'_>,
+) -> Prepared<'a> {
+    let mut errors = Vec::new();
+    let mut routing = Routing::default();
+    let mut tg_plans = Vec::new();
+    for (tg, state) in aws.target_groups {
+        match state {
+            Ok(state) => {
+                let p = plan::plan_target_group(cluster, tg, &decision, &state);
+                if let Some(b) = &p.blocked {
+                    errors.push(blocked(format!("target group {}", tg_name(&tg.arn)), b));
+                }
+                tg_plans.push(p);
+                routing.target_groups.push(state);
+            }
+            Err(e) => errors.push(e.into()),
+        }
+    }
+    let mut dns_plans = Vec::new();
+    for (endpoint, d, state) in aws.records {
+        let state = match state {
+            Ok(s) => s,
+            Err(e) => {
+                errors.push(e.into());
+                continue;
+            }
+        };
+        let (p, label) = match (endpoint, cluster.replicas.as_ref()) {
+            (Endpoint::Reader, Some(r)) => (
+                plan::plan_read_dns(cluster, r, d, &decision, &state),
+                "read record",
+            ),
+            _ => (plan::plan_dns(cluster, d, &decision, &state), "record"),
+        };
+        if let Some(b) = &p.blocked {
+            errors.push(blocked(format!("{label} {}", d.name), b));
+        }
+        dns_plans.push(p);
+        match endpoint {
+            Endpoint::Writer => routing.dns = Some(state),
+            Endpoint::Reader => routing.read_dns = Some(state),
+        }
+    }
+    let nodes = node_reports(cluster, observations, &routing);
+    Prepared {
+        cluster,
+        started,
+        decision,
+        nodes,
+        routing,
+        tg_plans,
+        dns_plans,
+        changes: Vec::new(),
+        drift: Vec::new(),
+        errors,
+    }
+}

@@ -1,0 +1,105 @@
+//! Target-group hygiene: compare the settings each strategy needs with AWS (always in `plan`
+//! and `status`; in `reconcile` every `aws.settings_check_interval`, so that steady state
+//! stays cheap), report drift, and fix it where `manage_settings` is on (never in plan mode).
+
+use tracing::warn;
+
+use super::Router;
+use super::observe::SharedReads;
+use super::prepare::Prepared;
+use crate::config::TargetGroupConfig;
+use crate::domain::drift::{self, Drift, SettingsFix, TgSettings};
+use crate::domain::report::{Action, ChangeReport, ChangeStatus, DriftReport, Mode};
+
+pub(super) async fn check(router: &Router, p: &mut Prepared<'_>, mode: Mode, shared: &SharedReads) {
+    let cluster = p.cluster;
+    for tg in &cluster.target_groups {
+        // Due ones had their health check read in the run's batch.
+        let Some(hc) = shared.health_checks.get(&tg.arn) else {
+            continue;
+        };
+        let attributes = match router.ports.elb.attributes(&tg.arn).await {
+            Ok(a) => a,
+            Err(e) => {
+                p.error(e.into());
+                continue;
+            }
+        };
+        let current = TgSettings {
+            attributes,
+            health_check: hc.clone(),
+        };
+        let (drift, fix) = drift::check(tg, cluster.standby_cluster, &current);
+        let fixed = fix_settings(router, p, tg, &drift, &fix, mode).await;
+        if !drift.is_empty() {
+            warn!(target_group = %tg.arn, drift = ?drift, fixed, "target group settings drift");
+        }
+        // Checked: not again before the interval, unless a fix is still to be applied.
+        if !(tg.manage_settings && !fix.is_empty() && !fixed) {
+            router
+                .memory
+                .settings_checked
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(tg.arn.clone(), router.ports.clock.now());
+        }
+        p.drift.extend(drift.into_iter().map(|d| DriftReport {
+            target_group: tg.arn.clone(),
+            setting: d.setting,
+            current: d.current,
+            desired: d.desired,
+            fixed,
+        }));
+    }
+}
+
+/// With `manage_settings`: apply the fix (planned only in plan mode). True when fixed.
+async fn fix_settings(
+    router: &Router,
+    p: &mut Prepared<'_>,
+    tg: &TargetGroupConfig,
+    drift: &[Drift],
+    fix: &SettingsFix,
+    mode: Mode,
+) -> bool {
+    if fix.is_empty() || !tg.manage_settings {
+        return false;
+    }
+    let target = fix
+        .attributes
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .chain(
+            drift
+                .iter()
+                .filter(|d| d.setting.starts_with("health_check."))
+                .map(|d| format!("{}={}", d.setting, d.desired)),
+        )
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut change = ChangeReport {
+        resource: tg.arn.clone(),
+        endpoint: tg.endpoint(),
+        action: Action::ModifySettings,
+        target,
+        node: None,
+        status: ChangeStatus::Planned,
+        error: None,
+    };
+    let mut fixed = false;
+    if mode == Mode::Reconcile {
+        match router.ports.elb.modify_settings(&tg.arn, fix).await {
+            Ok(()) => {
+                change.status = ChangeStatus::Applied;
+                fixed = true;
+            }
+            Err(e) => {
+                change.status = ChangeStatus::Failed;
+                change.error = Some(e.to_string());
+                p.error(e.into());
+            }
+        }
+    }
+    p.changes.push(change);
+    fixed
+}
