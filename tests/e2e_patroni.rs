@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use common::{nlb_forwarder, writer};
-use patroni_router::aws::AwsClients;
+use patroni_router::adapters::sdk::AwsClients;
 use serde_json::{Value, json};
 use tokio::process::{Child, Command};
 

@@ -17,7 +17,7 @@ use std::time::Duration;
 use common::aws_proxy::Fault;
 use common::fake_patroni::{Reply, cluster_json, patroni_json};
 use common::scenario::{Options, Scenario, writes};
-use patroni_router::report::{ChangeStatus, Report};
+use patroni_router::domain::report::{ChangeStatus, Report};
 use serde_json::{Value, json};
 
 const NAMES: [&str; 3] = ["pg1", "pg2", "pg3"];
@@ -464,7 +464,7 @@ async fn tls_with_a_private_ca_works_and_a_wrong_certificate_is_refused() {
     s.fake.set_leader("pg2", 2);
     let untrusting = s.router_with(|_| {}).await;
     let r = untrusting
-        .run(patroni_router::report::Mode::Reconcile, None)
+        .run(patroni_router::domain::report::Mode::Reconcile, None)
         .await
         .expect("run");
     assert_eq!(
@@ -507,7 +507,7 @@ async fn tls_client_certificates_are_presented_when_configured() {
         .router_with(|c| c["patroni"]["tls"] = json!({"ca_file": pki.dir.join("ca.pem")}))
         .await;
     let r = anonymous
-        .run(patroni_router::report::Mode::Reconcile, None)
+        .run(patroni_router::domain::report::Mode::Reconcile, None)
         .await
         .expect("run");
     assert_eq!(
@@ -561,7 +561,7 @@ async fn persistent_throttling_is_reported_and_the_next_run_converges() {
         .inject("RegisterTargets", Fault::Error(400, "Throttling"), 100);
     let r = reconcile_bounded(&s).await;
     assert!(!r.ok);
-    let errors = r.clusters[0].errors.join("\n");
+    let errors = r.clusters[0].errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n");
     assert!(
         errors.contains("RegisterTargets") && errors.contains("Throttling"),
         "{errors}"
@@ -609,7 +609,7 @@ async fn aws_timeouts_are_bounded_and_reported() {
     );
     let r = reconcile_bounded(&s).await;
     assert!(!r.ok);
-    let errors = r.clusters[0].errors.join("\n");
+    let errors = r.clusters[0].errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n");
     assert!(
         errors.contains("DescribeTargetHealth") && errors.to_lowercase().contains("timeout"),
         "{errors}"
@@ -664,7 +664,7 @@ async fn access_denied_names_the_call_and_the_fix() {
         1,
     );
     let r = reconcile_bounded(&s).await;
-    let errors = r.clusters[0].errors.join("\n");
+    let errors = r.clusters[0].errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n");
     assert!(
         errors.contains("ListResourceRecordSets") && errors.contains("grant the router's role"),
         "{errors}"
@@ -690,10 +690,10 @@ async fn a_missing_target_group_is_reported_and_dns_still_routes() {
         .router_with(|c| c["clusters"][0]["target_group"]["arn"] = json!(gone))
         .await;
     let r = router
-        .run(patroni_router::report::Mode::Reconcile, None)
+        .run(patroni_router::domain::report::Mode::Reconcile, None)
         .await
         .expect("run");
-    let errors = r.clusters[0].errors.join("\n");
+    let errors = r.clusters[0].errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n");
     assert!(
         errors.contains("gone-") && errors.contains("target_group.arn"),
         "{errors}"
@@ -713,7 +713,7 @@ async fn two_reconciles_at_once_converge_and_never_flap() {
             // on the same change (moto refuses deregistering what is already gone).
             for c in &r.clusters[0].changes {
                 let node = c.node.as_deref().unwrap_or(leader);
-                let towards_leader = matches!(c.action, patroni_router::report::Action::Deregister)
+                let towards_leader = matches!(c.action, patroni_router::domain::report::Action::Deregister)
                     || node == leader;
                 assert!(towards_leader, "{}", r.to_text());
             }

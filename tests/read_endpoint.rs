@@ -7,8 +7,8 @@ mod common;
 use common::fake_patroni::{Reply, patroni_json};
 use common::scenario::{Options, Scenario, writes};
 use common::*;
-use patroni_router::reconcile::Router;
-use patroni_router::report::Mode;
+use patroni_router::engine::Router;
+use patroni_router::domain::report::Mode;
 use serde_json::{Value, json};
 
 /// Every node agrees pg1 leads; each replica streams with its lag and tags.
@@ -69,7 +69,7 @@ async fn world(routing: &str, fallback: bool) -> ReadWorld {
 }
 
 impl ReadWorld {
-    async fn reconcile(&self) -> patroni_router::report::Report {
+    async fn reconcile(&self) -> patroni_router::domain::report::Report {
         let r = self.router.run(Mode::Reconcile, None).await.expect("run");
         assert!(r.ok, "{}", r.to_text());
         r
@@ -183,7 +183,7 @@ async fn simple_read_record_holds_every_fit_replica_and_never_empties() {
             && r.clusters[0]
                 .errors
                 .iter()
-                .any(|e| e.contains("fallback_to_primary")),
+                .any(|e| e.to_string().contains("fallback_to_primary")),
         "{}",
         r.to_text()
     );

@@ -6,7 +6,7 @@ mod common;
 use common::fake_patroni::{FakeCluster, Reply, cluster_json, patroni_json};
 use common::scenario::{Options, Scenario, writes};
 use common::*;
-use patroni_router::report::{ChangeStatus, Mode};
+use patroni_router::domain::report::{ChangeStatus, Mode};
 use serde_json::json;
 
 async fn setup(ip: bool, strategy: &'static str, routing: &'static str) -> Scenario {
@@ -232,7 +232,7 @@ async fn clusters_are_independent_and_records_in_one_zone_all_land() {
         vec![format!("{}:5432", net.instances[1].0)]
     );
     assert!(
-        beta.errors.iter().any(|e| e.contains("missing-")),
+        beta.errors.iter().any(|e| e.to_string().contains("missing-")),
         "the error names the resource: {:?}",
         beta.errors
     );
@@ -260,7 +260,7 @@ async fn a_missing_hosted_zone_is_reported_with_its_id() {
         .await;
     let r = router.run(Mode::Reconcile, None).await.expect("run");
     assert!(!r.ok);
-    let errors = r.clusters[0].errors.join("\n");
+    let errors = r.clusters[0].errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n");
     assert!(errors.contains("ZNOSUCHZONE1"), "{errors}");
     // The target group is still routed.
     assert_eq!(s.targets().await, vec![s.instance(0)]);

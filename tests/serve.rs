@@ -32,7 +32,7 @@ fn now() -> i64 {
 
 /// One moto + fake Patroni world: pg1..pg3 on three instances, a target group and a record.
 struct World {
-    aws: patroni_router::aws::AwsClients,
+    aws: patroni_router::adapters::sdk::AwsClients,
     net: Network,
     fake: FakeCluster,
     tg: String,

@@ -5,7 +5,7 @@
 mod common;
 
 use common::scenario::{Options, Scenario, writes};
-use patroni_router::report::{Action, ChangeStatus, Mode};
+use patroni_router::domain::report::{Action, ChangeStatus, Mode};
 use serde_json::{Value, json};
 
 async fn attributes(s: &Scenario) -> Value {

@@ -4,9 +4,9 @@
 
 use libfuzzer_sys::fuzz_target;
 use patroni_router::config::Config;
-use patroni_router::decide::decide;
-use patroni_router::patroni::{NodeObservation, PollError, parse_cluster, parse_patroni};
-use patroni_router::plan::{
+use patroni_router::domain::decide::decide;
+use patroni_router::domain::patroni::{NodeObservation, PollError, parse_cluster, parse_patroni};
+use patroni_router::domain::plan::{
     DnsState, TargetGroupState, TargetType, plan_dns, plan_read_dns, plan_target_group, read_set,
 };
 

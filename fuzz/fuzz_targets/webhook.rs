@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use libfuzzer_sys::fuzz_target;
-use patroni_router::lambda::classify;
+use patroni_router::entry::lambda::classify;
 use patroni_router::webhook::{self, Auth, Request, Secret, Verifier};
 
 const NOW: i64 = 1_795_625_978;

@@ -5,7 +5,7 @@
 #![allow(dead_code)]
 
 pub mod aws_proxy;
-pub mod fake_patroni;
+pub use patroni_router::testkit::fake_patroni;
 pub mod nlb_forwarder;
 pub mod scenario;
 pub mod writer;
@@ -14,9 +14,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use aws_sdk_elasticloadbalancingv2::types::{ProtocolEnum, TargetTypeEnum};
 use aws_sdk_route53::types::{HostedZoneConfig, Vpc, VpcRegion};
-use patroni_router::aws::AwsClients;
+use patroni_router::adapters::sdk::AwsClients;
 use patroni_router::config::Config;
-use patroni_router::reconcile::Router;
+use patroni_router::engine::Router;
 
 /// The moto endpoint, checked to be on loopback so a test can never touch real AWS.
 pub fn moto_endpoint() -> String {

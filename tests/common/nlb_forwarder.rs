@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use patroni_router::aws::AwsClients;
+use patroni_router::adapters::sdk::AwsClients;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 

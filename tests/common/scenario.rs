@@ -6,9 +6,9 @@
 
 use std::sync::Arc;
 
-use patroni_router::aws::AwsClients;
-use patroni_router::reconcile::Router;
-use patroni_router::report::{Mode, Report};
+use patroni_router::adapters::sdk::AwsClients;
+use patroni_router::engine::Router;
+use patroni_router::domain::report::{Mode, Report};
 use serde_json::{Value, json};
 
 use super::aws_proxy::AwsProxy;
