@@ -10,8 +10,8 @@ use std::time::Instant;
 
 use patroni_router::adapters::sdk::AwsClients;
 use patroni_router::config::Config;
-use patroni_router::engine::Router;
 use patroni_router::domain::report::Mode;
+use patroni_router::engine::Router;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

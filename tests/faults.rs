@@ -561,7 +561,12 @@ async fn persistent_throttling_is_reported_and_the_next_run_converges() {
         .inject("RegisterTargets", Fault::Error(400, "Throttling"), 100);
     let r = reconcile_bounded(&s).await;
     assert!(!r.ok);
-    let errors = r.clusters[0].errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n");
+    let errors = r.clusters[0]
+        .errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\n");
     assert!(
         errors.contains("RegisterTargets") && errors.contains("Throttling"),
         "{errors}"
@@ -609,7 +614,12 @@ async fn aws_timeouts_are_bounded_and_reported() {
     );
     let r = reconcile_bounded(&s).await;
     assert!(!r.ok);
-    let errors = r.clusters[0].errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n");
+    let errors = r.clusters[0]
+        .errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\n");
     assert!(
         errors.contains("DescribeTargetHealth") && errors.to_lowercase().contains("timeout"),
         "{errors}"
@@ -664,7 +674,12 @@ async fn access_denied_names_the_call_and_the_fix() {
         1,
     );
     let r = reconcile_bounded(&s).await;
-    let errors = r.clusters[0].errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n");
+    let errors = r.clusters[0]
+        .errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\n");
     assert!(
         errors.contains("ListResourceRecordSets") && errors.contains("grant the router's role"),
         "{errors}"
@@ -693,7 +708,12 @@ async fn a_missing_target_group_is_reported_and_dns_still_routes() {
         .run(patroni_router::domain::report::Mode::Reconcile, None)
         .await
         .expect("run");
-    let errors = r.clusters[0].errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n");
+    let errors = r.clusters[0]
+        .errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\n");
     assert!(
         errors.contains("gone-") && errors.contains("target_group.arn"),
         "{errors}"
@@ -713,8 +733,9 @@ async fn two_reconciles_at_once_converge_and_never_flap() {
             // on the same change (moto refuses deregistering what is already gone).
             for c in &r.clusters[0].changes {
                 let node = c.node.as_deref().unwrap_or(leader);
-                let towards_leader = matches!(c.action, patroni_router::domain::report::Action::Deregister)
-                    || node == leader;
+                let towards_leader =
+                    matches!(c.action, patroni_router::domain::report::Action::Deregister)
+                        || node == leader;
                 assert!(towards_leader, "{}", r.to_text());
             }
         }

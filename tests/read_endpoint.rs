@@ -7,8 +7,8 @@ mod common;
 use common::fake_patroni::{Reply, patroni_json};
 use common::scenario::{Options, Scenario, writes};
 use common::*;
-use patroni_router::engine::Router;
 use patroni_router::domain::report::Mode;
+use patroni_router::engine::Router;
 use serde_json::{Value, json};
 
 /// Every node agrees pg1 leads; each replica streams with its lag and tags.

@@ -232,7 +232,9 @@ async fn clusters_are_independent_and_records_in_one_zone_all_land() {
         vec![format!("{}:5432", net.instances[1].0)]
     );
     assert!(
-        beta.errors.iter().any(|e| e.to_string().contains("missing-")),
+        beta.errors
+            .iter()
+            .any(|e| e.to_string().contains("missing-")),
         "the error names the resource: {:?}",
         beta.errors
     );
@@ -260,7 +262,12 @@ async fn a_missing_hosted_zone_is_reported_with_its_id() {
         .await;
     let r = router.run(Mode::Reconcile, None).await.expect("run");
     assert!(!r.ok);
-    let errors = r.clusters[0].errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n");
+    let errors = r.clusters[0]
+        .errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\n");
     assert!(errors.contains("ZNOSUCHZONE1"), "{errors}");
     // The target group is still routed.
     assert_eq!(s.targets().await, vec![s.instance(0)]);

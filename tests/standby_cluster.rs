@@ -6,8 +6,8 @@ mod common;
 
 use common::fake_patroni::{Reply, patroni_json};
 use common::scenario::{Options, Scenario, writes};
-use patroni_router::engine::Router;
 use patroni_router::domain::report::{Mode, Report};
+use patroni_router::engine::Router;
 use serde_json::{Value, json};
 
 /// `leader` leads the cluster: as `standby_leader` of a standby cluster, or, once promoted,

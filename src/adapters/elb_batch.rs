@@ -43,8 +43,11 @@ async fn one_call(
     elb: &dyn Elb,
     arns: &[String],
 ) -> Result<Vec<(String, Result<GroupInfo, AwsError>)>, AwsError> {
-    let mut found: HashMap<String, GroupInfo> =
-        elb.describe_target_groups(arns).await?.into_iter().collect();
+    let mut found: HashMap<String, GroupInfo> = elb
+        .describe_target_groups(arns)
+        .await?
+        .into_iter()
+        .collect();
     Ok(arns
         .iter()
         .map(|arn| {

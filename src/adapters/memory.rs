@@ -117,7 +117,7 @@ impl MemoryAws {
         let records = s.zones.entry(zone.to_string()).or_default();
         records.retain(|r| key(r) != key(&record));
         records.push(record);
-        records.sort_by(|a, b| key(a).cmp(&key(b)));
+        records.sort_by_key(key);
     }
 
     /// The next `times` calls of `op` fail with `fault`.
@@ -163,9 +163,7 @@ impl MemoryAws {
         let mut s = self.lock();
         s.calls.push((op, resource.to_string()));
         let armed = s.faults.iter_mut().find(|f| {
-            f.op == op
-                && f.times > 0
-                && f.resource.as_deref().is_none_or(|r| resource.contains(r))
+            f.op == op && f.times > 0 && f.resource.as_deref().is_none_or(|r| resource.contains(r))
         });
         match armed {
             Some(f) => {
@@ -326,7 +324,7 @@ fn apply_change(records: &mut Vec<RecordSet>, c: &RecordChange) -> Result<(), St
         ));
     }
     records.push(c.record.clone());
-    records.sort_by(|a, b| key(a).cmp(&key(b)));
+    records.sort_by_key(key);
     Ok(())
 }
 

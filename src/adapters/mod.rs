@@ -9,12 +9,12 @@
 //!   injected failures, for the engine's unit tests.
 
 pub mod elb_batch;
+pub mod elb_sdk;
 #[cfg(any(test, feature = "testkit"))]
 pub mod memory;
 pub mod patroni_http;
 pub mod route53_batch;
 pub mod route53_sdk;
-pub mod elb_sdk;
 pub mod sdk;
 
 use std::collections::BTreeMap;

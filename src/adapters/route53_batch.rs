@@ -37,15 +37,15 @@ pub async fn apply_zone(
             }
             continue;
         }
-        warn!(zone, "batched Route 53 change failed; retrying cluster by cluster");
+        warn!(
+            zone,
+            "batched Route 53 change failed; retrying cluster by cluster"
+        );
         for &i in &batch {
             results[i] = Some(send(api, zone, sets, &[i]).await);
         }
     }
-    results
-        .into_iter()
-        .map(|r| r.unwrap_or(Ok(())))
-        .collect()
+    results.into_iter().map(|r| r.unwrap_or(Ok(()))).collect()
 }
 
 /// One atomic call holding the changes of `members` (indexes into `sets`).
@@ -94,8 +94,8 @@ fn batches(sizes: &[usize], max: usize) -> Vec<Vec<usize>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::adapters::memory::{Fault, MemoryAws};
     use crate::adapters::ChangeAction;
+    use crate::adapters::memory::{Fault, MemoryAws};
     use crate::domain::aws::{RecordSet, RecordType};
 
     #[test]
@@ -110,7 +110,11 @@ mod tests {
             "an oversized set still goes alone"
         );
         assert!(batches(&[], 4).is_empty());
-        assert_eq!(batches(&[0, 1, 0], 4), vec![vec![1]], "empty sets are skipped");
+        assert_eq!(
+            batches(&[0, 1, 0], 4),
+            vec![vec![1]],
+            "empty sets are skipped"
+        );
     }
 
     fn upsert(name: &str, value: &str) -> RecordChange {
@@ -166,7 +170,11 @@ mod tests {
         let r = apply_zone(&aws, "Z1", &sets).await;
         assert!(r[0].is_ok() && r[2].is_ok(), "{r:?}");
         assert!(r[1].is_err(), "{r:?}");
-        assert_eq!(aws.calls("ChangeResourceRecordSets"), 4, "1 batch + 3 alone");
+        assert_eq!(
+            aws.calls("ChangeResourceRecordSets"),
+            4,
+            "1 batch + 3 alone"
+        );
         let names: Vec<String> = aws
             .list("Z1", None)
             .await

@@ -237,7 +237,10 @@ fn validation_errors_name_the_document() {
     let e = Config::from_json(&with("\"ttl\": 10", "\"ttl\": 0"), "router.json")
         .unwrap_err()
         .to_string();
-    assert!(e.starts_with("config router.json: `clusters[0].dns.ttl`"), "{e}");
+    assert!(
+        e.starts_with("config router.json: `clusters[0].dns.ttl`"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -253,10 +256,14 @@ fn an_arn_that_starts_right_gets_the_real_reason() {
 #[test]
 fn zone_ids_and_names_are_normalized_once() {
     let c = Config::from_json(
-        &with("\"Z0123\"", "\"/hostedzone/Z0123\"").replace("db.example.internal.", "DB.Example.internal"),
+        &with("\"Z0123\"", "\"/hostedzone/Z0123\"")
+            .replace("db.example.internal.", "DB.Example.internal"),
         "t",
     )
     .expect("valid");
     let d = c.clusters[0].dns.as_ref().expect("dns");
-    assert_eq!((d.zone_id.as_str(), d.name.as_str()), ("Z0123", "db.example.internal."));
+    assert_eq!(
+        (d.zone_id.as_str(), d.name.as_str()),
+        ("Z0123", "db.example.internal.")
+    );
 }

@@ -5,9 +5,8 @@ use std::collections::HashSet;
 
 use super::raw::{RawCluster, RawConfig, RawDns, RawNode, RawReplicas, RawTargetGroup};
 use super::{
-    ClusterConfig, Config, ConfigError, DnsConfig, DnsRouting, HealthCheckIds, MAX_TTL,
-    NodeConfig, ReplicasConfig, SetIdentifiers, Strategy, TargetGroupConfig,
-    normalize_record_name,
+    ClusterConfig, Config, ConfigError, DnsConfig, DnsRouting, HealthCheckIds, MAX_TTL, NodeConfig,
+    ReplicasConfig, SetIdentifiers, Strategy, TargetGroupConfig, normalize_record_name,
 };
 
 /// A validation error before we know which document it is in.

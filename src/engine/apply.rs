@@ -35,10 +35,7 @@ pub(super) async fn target_groups(elb: &dyn Elb, p: &mut Prepared<'_>) {
     p.tg_plans = plans;
 }
 
-async fn target_group(
-    elb: &dyn Elb,
-    plan: &TargetGroupPlan,
-) -> (Vec<ChangeReport>, Vec<AwsError>) {
+async fn target_group(elb: &dyn Elb, plan: &TargetGroupPlan) -> (Vec<ChangeReport>, Vec<AwsError>) {
     let mut changes = Vec::new();
     let mut errors = Vec::new();
     let report = |action, targets: &[Target], status, error: &Option<String>| {
@@ -54,7 +51,8 @@ async fn target_group(
         changes.extend(report(Action::Register, &plan.register, status, &error));
         if let Err(e) = r {
             errors.push(e);
-            let why = Some("register failed; the old targets stay so the group is not emptied".into());
+            let why =
+                Some("register failed; the old targets stay so the group is not emptied".into());
             changes.extend(report(
                 Action::Deregister,
                 &plan.deregister,
@@ -98,7 +96,10 @@ pub(super) async fn records(route53: &dyn Route53, prepared: &mut [Prepared<'_>]
             }
         }
         for (zone, plans) in mine {
-            by_zone.entry(zone.to_string()).or_default().push((i, plans));
+            by_zone
+                .entry(zone.to_string())
+                .or_default()
+                .push((i, plans));
         }
     }
     for (zone, members) in by_zone {
@@ -145,8 +146,12 @@ fn record_outcome(p: &mut Prepared<'_>, plans: &[usize], result: &Result<(), Aws
             .chain(d.upserts.iter().map(|r| (Action::Upsert, r)));
         for (action, r) in records {
             match result {
-                Ok(()) => info!(scope = %p.cluster.scope, record = %r.describe(), ?action, "record change applied"),
-                Err(e) => warn!(scope = %p.cluster.scope, record = %r.describe(), ?action, error = %e, "record change failed"),
+                Ok(()) => {
+                    info!(scope = %p.cluster.scope, record = %r.describe(), ?action, "record change applied")
+                }
+                Err(e) => {
+                    warn!(scope = %p.cluster.scope, record = %r.describe(), ?action, error = %e, "record change failed")
+                }
             }
             changes.push(record_change(d, action, r, status, error.clone()));
         }

@@ -10,7 +10,9 @@ use crate::domain::aws::{DnsState, RecordSet, Target, tg_name};
 use crate::domain::decide::Decision;
 use crate::domain::patroni::{Member, NodeObservation};
 use crate::domain::plan::{DnsPlan, TargetGroupPlan, read_set};
-use crate::domain::report::{Action, ChangeReport, ChangeStatus, ClusterReport, NodeReport, Routing};
+use crate::domain::report::{
+    Action, ChangeReport, ChangeStatus, ClusterReport, NodeReport, Routing,
+};
 
 pub(super) fn target_change(
     plan: &TargetGroupPlan,
@@ -95,7 +97,10 @@ fn routed_by(cluster: &ClusterConfig, node: &str, address: &str, routing: &Routi
     for tg in &routing.target_groups {
         let id = crate::domain::plan::target_id(cluster, node, &tg.target_type);
         if let Ok(id) = id
-            && tg.targets.iter().any(|t| t.target.id == id && t.is_active())
+            && tg
+                .targets
+                .iter()
+                .any(|t| t.target.id == id && t.is_active())
         {
             out.push(format!("tg:{}", tg_name(&tg.arn)));
         }
@@ -191,7 +196,11 @@ fn evidence(o: &NodeObservation) -> String {
 }
 
 /// One structured line per decision with the evidence, so an operator can replay it.
-pub(super) fn log_decision(cluster: &ClusterConfig, d: &Decision, observations: &[NodeObservation]) {
+pub(super) fn log_decision(
+    cluster: &ClusterConfig,
+    d: &Decision,
+    observations: &[NodeObservation],
+) {
     let evidence: Vec<String> = observations.iter().map(evidence).collect();
     info!(
         scope = %cluster.scope,

@@ -24,8 +24,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use futures_util::StreamExt;
-use futures_util::stream;
+use futures_util::future::BoxFuture;
+use futures_util::{StreamExt, stream};
 use tracing::info;
 
 use crate::adapters::elb_sdk::SdkElb;
@@ -103,8 +103,16 @@ impl Router {
         match self.config.cluster(scope) {
             Some(c) => Ok(vec![c]),
             None => {
-                let known: Vec<&str> = self.config.clusters.iter().map(|c| c.scope.as_str()).collect();
-                Err(ReconcileError::UnknownScope(scope.to_string(), known.join(", ")))
+                let known: Vec<&str> = self
+                    .config
+                    .clusters
+                    .iter()
+                    .map(|c| c.scope.as_str())
+                    .collect();
+                Err(ReconcileError::UnknownScope(
+                    scope.to_string(),
+                    known.join(", "),
+                ))
             }
         }
     }
@@ -115,17 +123,13 @@ impl Router {
         let clusters = self.clusters(scope)?;
         let shared = observe::shared_reads(self, &clusters, mode).await;
         let shared = &shared;
-        let mut prepared: Vec<prepare::Prepared> = stream::iter(clusters)
-            .map(|c| async move {
-                let mut p = self.prepare(c, shared).await;
-                if mode == Mode::Reconcile {
-                    apply::target_groups(&*self.ports.elb, &mut p).await;
-                } else {
-                    p.plan_only();
-                }
-                settings::check(self, &mut p, mode, shared).await;
-                p
-            })
+        // Boxed as `Send` one by one: a closure-built stream of futures over borrowed clusters
+        // trips the compiler's higher-ranked lifetime check and loses `Send` for the run.
+        let work: Vec<BoxFuture<'_, prepare::Prepared<'_>>> = clusters
+            .into_iter()
+            .map(|c| Box::pin(self.work_on(c, mode, shared)) as BoxFuture<'_, _>)
+            .collect();
+        let mut prepared: Vec<prepare::Prepared> = stream::iter(work)
             .buffer_unordered(CLUSTER_CONCURRENCY)
             .collect()
             .await;
@@ -140,6 +144,24 @@ impl Router {
             duration_ms: millis_since(started),
             clusters,
         })
+    }
+
+    /// One cluster's part of a run: prepare, then apply its target groups (or only report
+    /// the plan), then the settings check. Its records are applied with every cluster's.
+    async fn work_on<'a>(
+        &self,
+        cluster: &'a ClusterConfig,
+        mode: Mode,
+        shared: &observe::SharedReads,
+    ) -> prepare::Prepared<'a> {
+        let mut p = self.prepare(cluster, shared).await;
+        if mode == Mode::Reconcile {
+            apply::target_groups(&*self.ports.elb, &mut p).await;
+        } else {
+            p.plan_only();
+        }
+        settings::check(self, &mut p, mode, shared).await;
+        p
     }
 
     /// Poll, decide, read AWS and plan one cluster; nothing applied yet.

@@ -61,9 +61,11 @@ pub(super) async fn shared_reads(
     let route53 = &*router.ports.route53;
     let (fresh, zone_reads) = tokio::join!(
         elb_batch::describe_groups(&*router.ports.elb, &unknown),
-        join_all(zones.iter().map(|z| async move {
-            (z.to_string(), route53.list(z, None).await)
-        }))
+        join_all(
+            zones
+                .iter()
+                .map(|z| async move { (z.to_string(), route53.list(z, None).await) })
+        )
     );
     let mut health_checks = HashMap::new();
     let mut cache = router
@@ -191,7 +193,11 @@ async fn read_target_group(
     })
 }
 
-async fn read_dns(router: &Router, d: &DnsConfig, shared: &SharedReads) -> Result<DnsState, AwsError> {
+async fn read_dns(
+    router: &Router,
+    d: &DnsConfig,
+    shared: &SharedReads,
+) -> Result<DnsState, AwsError> {
     let records = match shared.zones.get(&d.zone_id) {
         Some(Ok(all)) => all.iter().filter(|r| r.name == d.name).cloned().collect(),
         Some(Err(e)) => return Err(e.clone()),

@@ -18,10 +18,10 @@ use tracing::info;
 
 use crate::adapters::sdk::AwsClients;
 use crate::config::Config;
+use crate::domain::report::{Mode, Report};
+use crate::engine::Router;
 use crate::entry::logging::{self, LogFormat};
 use crate::entry::notify;
-use crate::engine::Router;
-use crate::domain::report::{Mode, Report};
 use crate::entry::serve;
 use crate::webhook::Auth;
 

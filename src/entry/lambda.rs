@@ -11,9 +11,9 @@ use tracing::{error, info, warn};
 
 use crate::adapters::sdk::AwsClients;
 use crate::config::Config;
-use crate::entry::logging::{self, LogFormat};
-use crate::engine::Router;
 use crate::domain::report::Mode;
+use crate::engine::Router;
+use crate::entry::logging::{self, LogFormat};
 use crate::webhook::{self, Auth, Verifier};
 
 /// What an invocation asks for.
@@ -168,10 +168,7 @@ fn emit_metrics(report: &crate::domain::report::Report) {
         return;
     }
     let namespace = crate::domain::emf::namespace_from_env();
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0);
+    let now_ms = crate::clock::unix_now_ms();
     let mut out = std::io::stdout().lock();
     for c in &report.clusters {
         let line = crate::domain::emf::document(&namespace, c, now_ms);

@@ -5,7 +5,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::{Decision, Replica, Verdict};
 use crate::config::ClusterConfig;
-use crate::domain::patroni::{ClusterView, Member, MemberRole, NodeObservation, PatroniStatus, PgState, Role};
+use crate::domain::patroni::{
+    ClusterView, Member, MemberRole, NodeObservation, PatroniStatus, PgState, Role,
+};
 
 /// What the rules work on: the configured nodes' observations and what was learnt so far.
 pub(super) struct Evidence<'a> {
@@ -209,7 +211,10 @@ fn leader_votes(ev: &Evidence<'_>) -> Result<(Votes, usize), Refusal> {
             ));
         }
         if let Some(l) = leaders.first() {
-            named.entry(l.name.clone()).or_default().push(o.name.clone());
+            named
+                .entry(l.name.clone())
+                .or_default()
+                .push(o.name.clone());
         }
     }
     Ok((named, views))

@@ -144,7 +144,12 @@ pub fn plan_target_group(
         nodes: cluster
             .nodes
             .iter()
-            .filter_map(|n| Some((target_id(cluster, &n.name, &current.target_type).ok()?, n.name.clone())))
+            .filter_map(|n| {
+                Some((
+                    target_id(cluster, &n.name, &current.target_type).ok()?,
+                    n.name.clone(),
+                ))
+            })
             .collect(),
         blocked: None,
     };

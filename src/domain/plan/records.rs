@@ -80,7 +80,12 @@ fn desired_records(
                 .unwrap_or(primary);
             let (ids, hcs) = (&dns.set_identifiers, &dns.health_check_ids);
             vec![
-                failover(primary.address, FailoverRole::Primary, &ids.primary, &hcs.primary),
+                failover(
+                    primary.address,
+                    FailoverRole::Primary,
+                    &ids.primary,
+                    &hcs.primary,
+                ),
                 failover(
                     secondary.address,
                     FailoverRole::Secondary,
@@ -209,7 +214,11 @@ fn diff_records(
     let Some(rtype) = cluster_rtype(&desired, current, &dns.name) else {
         return plan;
     };
-    let at_name: Vec<&RecordSet> = current.records.iter().filter(|r| r.name == dns.name).collect();
+    let at_name: Vec<&RecordSet> = current
+        .records
+        .iter()
+        .filter(|r| r.name == dns.name)
+        .collect();
     if let Some(cname) = at_name.iter().find(|r| r.rtype == RecordType::Cname) {
         plan.blocked = Some(format!(
             "{} is a CNAME ({}): an address record cannot coexist with it; delete the CNAME",
@@ -233,7 +242,11 @@ fn diff_records(
     if dns.routing == DnsRouting::Multivalue {
         plan.deletes = same_type
             .iter()
-            .filter(|have| !desired.iter().any(|d| d.set_identifier == have.set_identifier))
+            .filter(|have| {
+                !desired
+                    .iter()
+                    .any(|d| d.set_identifier == have.set_identifier)
+            })
             .map(|r| (*r).clone())
             .collect();
     }

@@ -76,7 +76,10 @@ impl AwsError {
 fn is_throttling(code: &str) -> bool {
     matches!(
         code,
-        "Throttling" | "ThrottlingException" | "PriorRequestNotComplete" | "TooManyRequestsException"
+        "Throttling"
+            | "ThrottlingException"
+            | "PriorRequestNotComplete"
+            | "TooManyRequestsException"
     )
 }
 

@@ -24,8 +24,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tracing::{debug, error, info, warn};
 
-use crate::engine::Router;
+use crate::clock::{Clock, SystemClock};
 use crate::domain::report::{ClusterReport, Mode, Report};
+use crate::engine::Router;
 use crate::webhook::{Auth, Verifier};
 use metrics::Metrics;
 use ready::Health;
@@ -78,13 +79,6 @@ struct Live {
     health: Arc<Health>,
 }
 
-fn unix_now_f64() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
-}
-
 impl Runner for Live {
     type Output = Outcome;
 
@@ -102,9 +96,12 @@ impl Runner for Live {
         match result {
             Ok(report) => {
                 for c in &report.clusters {
-                    let o = self
-                        .metrics
-                        .record(c, trigger.label(), secs, unix_now_f64());
+                    let o = self.metrics.record(
+                        c,
+                        trigger.label(),
+                        secs,
+                        SystemClock.since_epoch().as_secs_f64(),
+                    );
                     if o.success {
                         self.health.succeeded(&c.scope);
                     }

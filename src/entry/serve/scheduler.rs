@@ -9,9 +9,9 @@
 //!
 //! The worker knows nothing of Patroni, AWS or metrics: a [`Runner`] does the run.
 //!
-//! The workers are one future for the caller to drive (joined with the HTTP server), not
-//! spawned tasks: a run's future (`Router::run`) is not provably `Send`, and the work is
-//! waiting on Patroni and AWS, which one task does as well as many.
+//! Each worker is a task of its own (`tokio::spawn`), so a slow run of one cluster never
+//! delays another's timer or webhook; `start` returns a future that ends when every worker
+//! has.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -41,9 +41,9 @@ impl Trigger {
 }
 
 /// Does one run of one cluster. Its output goes to every requester the run covers.
-pub trait Runner {
+pub trait Runner: Send + Sync + 'static {
     type Output: Clone + Send + 'static;
-    fn run(&self, scope: &str, trigger: &Trigger) -> impl Future<Output = Self::Output>;
+    fn run(&self, scope: &str, trigger: &Trigger) -> impl Future<Output = Self::Output> + Send;
 }
 
 /// Requests waiting for the next run.
@@ -134,7 +134,7 @@ pub struct Scheduler<O> {
     workers: BTreeMap<String, Arc<Worker<O>>>,
 }
 
-impl<O: Clone> Scheduler<O> {
+impl<O: Clone + Send + 'static> Scheduler<O> {
     /// One worker per scope, and the future that drives them all; the first run of each is
     /// immediate. The future ends when `shutdown` turns true and the runs in flight are done
     /// (queued requests are dropped: their receivers see the sender gone).
@@ -151,16 +151,17 @@ impl<O: Clone> Scheduler<O> {
         for scope in scopes {
             let worker = Arc::new(Worker::new());
             workers.insert(scope.clone(), Arc::clone(&worker));
-            tasks.push(work(
+            tasks.push(tokio::spawn(work(
                 scope.clone(),
                 worker,
                 Arc::clone(&runner),
                 Arc::clone(&limit),
                 interval,
                 shutdown.clone(),
-            ));
+            )));
         }
         let all = async move {
+            // A worker that panicked has stopped; the others go on until the shutdown.
             join_all(tasks).await;
         };
         (Arc::new(Scheduler { workers }), all)

@@ -168,10 +168,7 @@ fn a_node_without_instance_id_blocks_the_group_and_touches_nothing() {
 
 #[test]
 fn unsupported_target_types_are_blocked() {
-    let p = tg_plan(
-        Some("pg2"),
-        &tg_state(TargetType::Lambda, &[]),
-    );
+    let p = tg_plan(Some("pg2"), &tg_state(TargetType::Lambda, &[]));
     assert!(p.is_noop());
     assert!(
         p.blocked.as_deref().is_some_and(|b| b.contains("lambda")),
@@ -336,4 +333,3 @@ fn failover_routing_refuses_a_simple_record_in_place() {
     );
     assert!(p.upserts.is_empty() && p.blocked.is_some(), "{p:?}");
 }
-

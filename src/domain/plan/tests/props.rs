@@ -8,7 +8,6 @@ use proptest::strategy::Strategy as PropStrategy;
 use super::*;
 use crate::domain::patroni::{PgState, Role};
 
-
 const ROLES: &[&str] = &[
     "primary",
     "master",
@@ -35,7 +34,9 @@ fn arb_poll_error() -> impl PropStrategy<Value = PollError> {
     ]
 }
 
-fn arb_status(name: &'static str) -> impl PropStrategy<Value = crate::domain::patroni::PatroniStatus> {
+fn arb_status(
+    name: &'static str,
+) -> impl PropStrategy<Value = crate::domain::patroni::PatroniStatus> {
     (
         prop::sample::select(ROLES),
         prop::sample::select(&["running", "starting", "stopped"][..]),

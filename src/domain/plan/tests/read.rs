@@ -2,7 +2,6 @@
 
 use super::*;
 
-
 fn replica(name: &str, lag: Option<u64>) -> crate::domain::decide::Replica {
     crate::domain::decide::Replica {
         name: name.into(),
@@ -171,4 +170,3 @@ fn multivalue_read_records_are_added_and_removed_per_replica() {
         "fail-static"
     );
 }
-
