@@ -79,8 +79,7 @@ pub fn check(
     standby_cluster: bool,
     current: &TgSettings,
 ) -> (Vec<Drift>, SettingsFix) {
-    let mut drift = Vec::new();
-    let mut fix = SettingsFix::default();
+    let mut found = Found::default();
     let attr = |key: &str| {
         current
             .attributes
@@ -88,38 +87,19 @@ pub fn check(
             .cloned()
             .unwrap_or_else(|| aws_default(key).to_string())
     };
-    let mut want_attr = |key: &str, wanted: String, ok: bool| {
-        if !ok {
-            drift.push(Drift {
-                setting: key.to_string(),
-                current: attr(key),
-                desired: wanted.clone(),
-            });
-            fix.attributes.push((key.to_string(), wanted));
-        }
-    };
     match tg.strategy {
         // A replica taken out of the read endpoint is lagging: its readers should move too.
         Strategy::PrimaryOnly | Strategy::Replicas => {
-            want_attr(
-                CONN_TERM_ON_DEREGISTRATION,
-                "true".into(),
-                attr(CONN_TERM_ON_DEREGISTRATION) == "true",
-            );
-            let delay: u32 = attr(DEREGISTRATION_DELAY).parse().unwrap_or(u32::MAX);
-            want_attr(
-                DEREGISTRATION_DELAY,
-                tg.max_deregistration_delay.to_string(),
-                delay <= tg.max_deregistration_delay,
-            );
+            let term = attr(CONN_TERM_ON_DEREGISTRATION);
+            found.attribute(CONN_TERM_ON_DEREGISTRATION, &term, "true", term == "true");
+            let delay = attr(DEREGISTRATION_DELAY);
+            let short = delay.parse::<u32>().unwrap_or(u32::MAX) <= tg.max_deregistration_delay;
+            let max = tg.max_deregistration_delay.to_string();
+            found.attribute(DEREGISTRATION_DELAY, &delay, &max, short);
         }
         Strategy::Members => {
-            want_attr(
-                CONN_TERM_WHEN_UNHEALTHY,
-                "true".into(),
-                attr(CONN_TERM_WHEN_UNHEALTHY) == "true",
-            );
-            let hc = &current.health_check;
+            let term = attr(CONN_TERM_WHEN_UNHEALTHY);
+            found.attribute(CONN_TERM_WHEN_UNHEALTHY, &term, "true", term == "true");
             let path = if standby_cluster {
                 "/standby-leader"
             } else {
@@ -133,53 +113,77 @@ pub fn check(
                 healthy_threshold: Some(2),
                 unhealthy_threshold: Some(2),
             };
-            let mut change = HealthCheck::default();
-            let mut field = |name: &str, cur: String, want: String, set: &mut dyn FnMut()| {
-                if cur != want {
-                    drift.push(Drift {
-                        setting: format!("health_check.{name}"),
-                        current: cur,
-                        desired: want,
-                    });
-                    set();
-                }
-            };
-            field(
-                "protocol",
-                show(&hc.protocol),
-                show(&wanted.protocol),
-                &mut || change.protocol = wanted.protocol.clone(),
-            );
-            field("port", show(&hc.port), show(&wanted.port), &mut || {
-                change.port = wanted.port.clone()
-            });
-            field("path", show(&hc.path), show(&wanted.path), &mut || {
-                change.path = wanted.path.clone()
-            });
-            field(
-                "interval_seconds",
-                show(&hc.interval_seconds),
-                show(&wanted.interval_seconds),
-                &mut || change.interval_seconds = wanted.interval_seconds,
-            );
-            field(
-                "healthy_threshold",
-                show(&hc.healthy_threshold),
-                show(&wanted.healthy_threshold),
-                &mut || change.healthy_threshold = wanted.healthy_threshold,
-            );
-            field(
-                "unhealthy_threshold",
-                show(&hc.unhealthy_threshold),
-                show(&wanted.unhealthy_threshold),
-                &mut || change.unhealthy_threshold = wanted.unhealthy_threshold,
-            );
-            if change != HealthCheck::default() {
-                fix.health_check = Some(change);
-            }
+            found.health_check(&current.health_check, &wanted);
         }
     }
-    (drift, fix)
+    (found.drift, found.fix)
+}
+
+/// Drift found so far, and the fix for it.
+#[derive(Default)]
+struct Found {
+    drift: Vec<Drift>,
+    fix: SettingsFix,
+}
+
+impl Found {
+    fn attribute(&mut self, key: &str, current: &str, wanted: &str, ok: bool) {
+        if ok {
+            return;
+        }
+        self.drift.push(Drift {
+            setting: key.to_string(),
+            current: current.to_string(),
+            desired: wanted.to_string(),
+        });
+        self.fix
+            .attributes
+            .push((key.to_string(), wanted.to_string()));
+    }
+
+    /// One health-check field: drift when it differs; the fix sets only differing fields.
+    fn field<T: Clone + PartialEq + ToString>(
+        &mut self,
+        name: &str,
+        current: &Option<T>,
+        wanted: &Option<T>,
+    ) -> Option<T> {
+        if current == wanted {
+            return None;
+        }
+        self.drift.push(Drift {
+            setting: format!("health_check.{name}"),
+            current: show(current),
+            desired: show(wanted),
+        });
+        wanted.clone()
+    }
+
+    fn health_check(&mut self, hc: &HealthCheck, wanted: &HealthCheck) {
+        let change = HealthCheck {
+            protocol: self.field("protocol", &hc.protocol, &wanted.protocol),
+            port: self.field("port", &hc.port, &wanted.port),
+            path: self.field("path", &hc.path, &wanted.path),
+            interval_seconds: self.field(
+                "interval_seconds",
+                &hc.interval_seconds,
+                &wanted.interval_seconds,
+            ),
+            healthy_threshold: self.field(
+                "healthy_threshold",
+                &hc.healthy_threshold,
+                &wanted.healthy_threshold,
+            ),
+            unhealthy_threshold: self.field(
+                "unhealthy_threshold",
+                &hc.unhealthy_threshold,
+                &wanted.unhealthy_threshold,
+            ),
+        };
+        if change != HealthCheck::default() {
+            self.fix.health_check = Some(change);
+        }
+    }
 }
 
 #[cfg(test)]
