@@ -143,14 +143,14 @@ fn read_endpoint_invariants(
     // self-confirming replicas within the bound and not tagged noloadbalance (per the
     // leader's view), or the primary as the fallback.
     let rc = cluster_with_replicas(3, "multivalue", max_lag, fallback);
-    let rd = decide(&rc, &o);
+    let rd = decide(&rc, o);
     prop_assert_eq!(
         &rd,
         d,
         "the read endpoint's config does not change the decision"
     );
     let rcfg = rc.replicas.clone().expect("replicas");
-    match (d.primary(), read_set(&rcfg, &d)) {
+    match (d.primary(), read_set(&rcfg, d)) {
         (None, set) => prop_assert!(set.is_none()),
         (Some(p), Some(set)) => {
             if set == vec![p] {
@@ -194,7 +194,7 @@ fn read_endpoint_invariants(
                 .cloned()
                 .expect("read tg");
             let empty = tg_state(TargetType::Instance, &[]);
-            let rp = plan_target_group(&rc, &rtg, &d, &empty);
+            let rp = plan_target_group(&rc, &rtg, d, &empty);
             prop_assert_eq!(rp.register.len(), set.len());
         }
         (Some(_), None) => prop_assert!(false, "a confirmed primary always gives a read set"),
@@ -253,7 +253,7 @@ fn target_group_invariants(
         .map(|(i, p, s)| (i.as_str(), *p, s.as_str()))
         .collect();
     let state = tg_state(TargetType::Instance, &refs);
-    let plan = plan_target_group(&c, &tg, &d, &state);
+    let plan = plan_target_group(c, &tg, d, &state);
 
     // Only configured nodes are registered; only active targets are deregistered.
     let configured: Vec<String> = c
@@ -279,7 +279,7 @@ fn target_group_invariants(
     }
     // One apply converges; the next plan is a no-op.
     let after = apply(&state, &plan);
-    prop_assert!(plan_target_group(&c, &tg, &d, &after).is_noop());
+    prop_assert!(plan_target_group(c, &tg, d, &after).is_noop());
     if let (Some(p), false) = (d.primary(), members) {
         let active: Vec<&Target> = after
             .targets
@@ -323,7 +323,7 @@ fn dns_invariants(
         current.failover = Some("PRIMARY".into());
     }
     let dstate = dns_state(vec![current]);
-    let dp = plan_dns(&c, &dns, &d, &dstate);
+    let dp = plan_dns(&c, &dns, d, &dstate);
     prop_assert!(dp.blocked.is_none());
     let addresses: Vec<String> = c.nodes.iter().map(|n| n.address.to_string()).collect();
     for u in &dp.upserts {
@@ -348,7 +348,7 @@ fn dns_invariants(
                 .find(|r| r.failover != Some(FailoverRole::Secondary));
             prop_assert_eq!(main.map(|r| r.values.clone()), Some(vec![primary_addr]));
             prop_assert!(
-                plan_dns(&c, &dns, &d, &dns_state(applied))
+                plan_dns(&c, &dns, d, &dns_state(applied))
                     .upserts
                     .is_empty()
             );
