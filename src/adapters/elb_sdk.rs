@@ -5,11 +5,11 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use aws_sdk_elasticloadbalancingv2::Client;
 use aws_sdk_elasticloadbalancingv2::types::{
-    ProtocolEnum, TargetDescription, TargetGroup, TargetGroupAttribute,
+    ProtocolEnum, Tag, TargetDescription, TargetGroup, TargetGroupAttribute,
 };
 
 use super::sdk::from_sdk;
-use super::{AwsError, Elb, GroupInfo};
+use super::{AwsError, Elb, GroupInfo, Tags};
 use crate::domain::aws::{RegisteredTarget, Target, TargetHealth, TargetType};
 use crate::domain::drift::{HealthCheck, SettingsFix};
 
@@ -172,6 +172,59 @@ impl Elb for SdkElb {
                 .await
                 .map_err(|e| from_sdk("ModifyTargetGroup", arn, &e))?;
         }
+        Ok(())
+    }
+
+    async fn tags(&self, arns: &[String]) -> Result<Vec<(String, Tags)>, AwsError> {
+        let out = self
+            .0
+            .describe_tags()
+            .set_resource_arns(Some(arns.to_vec()))
+            .send()
+            .await
+            .map_err(|e| from_sdk("DescribeTags", &arns.join(", "), &e))?;
+        Ok(out
+            .tag_descriptions()
+            .iter()
+            .filter_map(|d| {
+                let tags = d
+                    .tags()
+                    .iter()
+                    .filter_map(|t| {
+                        Some((
+                            t.key()?.to_string(),
+                            t.value().unwrap_or_default().to_string(),
+                        ))
+                    })
+                    .collect();
+                Some((d.resource_arn()?.to_string(), tags))
+            })
+            .collect())
+    }
+
+    async fn add_tags(&self, arn: &str, tags: &[(String, String)]) -> Result<(), AwsError> {
+        let tags = tags
+            .iter()
+            .map(|(k, v)| Tag::builder().key(k).value(v).build())
+            .collect();
+        self.0
+            .add_tags()
+            .resource_arns(arn)
+            .set_tags(Some(tags))
+            .send()
+            .await
+            .map_err(|e| from_sdk("AddTags", arn, &e))?;
+        Ok(())
+    }
+
+    async fn remove_tags(&self, arn: &str, keys: &[String]) -> Result<(), AwsError> {
+        self.0
+            .remove_tags()
+            .resource_arns(arn)
+            .set_tag_keys(Some(keys.to_vec()))
+            .send()
+            .await
+            .map_err(|e| from_sdk("RemoveTags", arn, &e))?;
         Ok(())
     }
 }

@@ -11,7 +11,7 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
-use super::{AwsError, ChangeAction, Elb, GroupInfo, RecordChange, Route53};
+use super::{AwsError, ChangeAction, Elb, GroupInfo, RecordChange, Route53, Tags};
 use crate::domain::aws::{RecordSet, RegisteredTarget, Target, TargetHealth, TargetType};
 use crate::domain::drift::{HealthCheck, SettingsFix};
 
@@ -41,6 +41,7 @@ struct Group {
     health_check: HealthCheck,
     targets: BTreeMap<Target, TargetHealth>,
     attributes: BTreeMap<String, String>,
+    tags: BTreeMap<String, String>,
 }
 
 struct Injected {
@@ -71,6 +72,8 @@ pub const WRITE_OPERATIONS: &[&str] = &[
     "ChangeResourceRecordSets",
     "ModifyTargetGroupAttributes",
     "ModifyTargetGroup",
+    "AddTags",
+    "RemoveTags",
 ];
 
 impl MemoryAws {
@@ -99,6 +102,29 @@ impl MemoryAws {
             .get(arn)
             .map(|g| g.targets.keys().map(ToString::to_string).collect())
             .unwrap_or_default()
+    }
+
+    /// A target group's tags, as someone else would set them.
+    pub fn set_tags(&self, arn: &str, tags: &[(&str, &str)]) {
+        if let Some(g) = self.lock().groups.get_mut(arn) {
+            g.tags = tags
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+        }
+    }
+
+    pub fn tags_of(&self, arn: &str) -> Tags {
+        self.lock()
+            .groups
+            .get(arn)
+            .map(|g| g.tags.clone())
+            .unwrap_or_default()
+    }
+
+    /// Every record set of a zone, as it is (no call counted).
+    pub fn records(&self, zone: &str) -> Vec<RecordSet> {
+        self.lock().zones.get(zone).cloned().unwrap_or_default()
     }
 
     pub fn set_attribute(&self, arn: &str, key: &str, value: &str) {
@@ -283,6 +309,34 @@ impl Elb for MemoryAws {
             })?;
         }
         Ok(())
+    }
+
+    async fn tags(&self, arns: &[String]) -> Result<Vec<(String, Tags)>, AwsError> {
+        self.enter("DescribeTags", &arns.join(", "))?;
+        let s = self.lock();
+        arns.iter()
+            .map(|arn| {
+                let g = s
+                    .groups
+                    .get(arn)
+                    .ok_or_else(|| not_found("DescribeTags", arn))?;
+                Ok((arn.clone(), g.tags.clone()))
+            })
+            .collect()
+    }
+
+    async fn add_tags(&self, arn: &str, tags: &[(String, String)]) -> Result<(), AwsError> {
+        self.with_group("AddTags", arn, |g| {
+            g.tags.extend(tags.iter().cloned());
+        })
+    }
+
+    async fn remove_tags(&self, arn: &str, keys: &[String]) -> Result<(), AwsError> {
+        self.with_group("RemoveTags", arn, |g| {
+            for k in keys {
+                g.tags.remove(k);
+            }
+        })
     }
 }
 

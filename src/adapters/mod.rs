@@ -59,7 +59,14 @@ pub trait Elb: Send + Sync {
     async fn attributes(&self, arn: &str) -> Result<BTreeMap<String, String>, AwsError>;
     /// ModifyTargetGroupAttributes, then ModifyTargetGroup for the health check.
     async fn modify_settings(&self, arn: &str, fix: &SettingsFix) -> Result<(), AwsError>;
+    /// DescribeTags for up to 20 target groups (the ownership markers and the fence).
+    async fn tags(&self, arns: &[String]) -> Result<Vec<(String, Tags)>, AwsError>;
+    async fn add_tags(&self, arn: &str, tags: &[(String, String)]) -> Result<(), AwsError>;
+    async fn remove_tags(&self, arn: &str, keys: &[String]) -> Result<(), AwsError>;
 }
+
+/// A resource's tags.
+pub type Tags = BTreeMap<String, String>;
 
 /// A Route 53 change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

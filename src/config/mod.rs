@@ -43,6 +43,9 @@ pub enum ConfigError {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     pub clusters: Vec<ClusterConfig>,
+    /// Who owns what this router routes (the marker on records and target groups); `None`:
+    /// derived per cluster from the database it routes (see `domain::ownership`).
+    pub owner_id: Option<String>,
     /// How Patroni is polled; defaults suit a Lambda in the same VPC.
     pub patroni: PatroniSettings,
     /// How a webhook (Patroni callback) is handled.
@@ -146,7 +149,7 @@ impl TargetGroupConfig {
     }
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, serde::Serialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
 pub enum DnsRouting {
     /// One record -> the primary.

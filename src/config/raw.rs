@@ -13,6 +13,8 @@ use super::{DnsRouting, Strategy};
 pub struct RawConfig {
     pub clusters: Vec<RawCluster>,
     #[serde(default)]
+    pub owner_id: Option<String>,
+    #[serde(default)]
     pub patroni: PatroniSettings,
     #[serde(default)]
     pub webhook: WebhookSettings,

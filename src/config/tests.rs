@@ -267,3 +267,36 @@ fn zone_ids_and_names_are_normalized_once() {
         ("Z0123", "db.example.internal.")
     );
 }
+
+#[test]
+fn two_nodes_with_one_address_or_instance_are_refused_naming_both() {
+    let e = err_of(&with(
+        "\"address\": \"10.0.1.11\"",
+        "\"address\": \"10.0.1.10\"",
+    ));
+    assert!(
+        e.contains("clusters[0].nodes[1].address")
+            && e.contains("\"pg1\"")
+            && e.contains("10.0.1.10"),
+        "{e}"
+    );
+    let e = err_of(&with(
+        "\"instance_id\": \"i-0bbb\"",
+        "\"instance_id\": \"i-0aaa\"",
+    ));
+    assert!(
+        e.contains("clusters[0].nodes[1].instance_id") && e.contains("\"pg1\""),
+        "{e}"
+    );
+}
+
+#[test]
+fn owner_ids_are_one_plain_word() {
+    let c = Config::from_json(&GOOD.replacen('{', "{\"owner_id\": \"prod-eu-1\",", 1), "t")
+        .expect("valid");
+    assert_eq!(c.owner_id.as_deref(), Some("prod-eu-1"));
+    for bad in ["", "two words", "a,b", "x=1"] {
+        let e = err_of(&GOOD.replacen('{', &format!("{{\"owner_id\": {bad:?},"), 1));
+        assert!(e.contains("`owner_id`"), "{bad:?}: {e}");
+    }
+}

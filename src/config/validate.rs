@@ -51,7 +51,11 @@ pub(super) fn config(raw: RawConfig) -> Checked<Config> {
         tg_paths.push(paths);
     }
     unique_across_clusters(&clusters, &tg_paths)?;
+    if let Some(owner) = &raw.owner_id {
+        owner_id(owner)?;
+    }
     Ok(Config {
+        owner_id: raw.owner_id,
         clusters,
         patroni: raw.patroni,
         webhook: raw.webhook,
@@ -210,6 +214,49 @@ fn writer_target_groups<'a>(c: &'a RawCluster, at: &str) -> Vec<(String, &'a Raw
         .collect()
 }
 
+/// Markers are `key=value` words: an owner id is one word of plain characters.
+fn owner_id(owner: &str) -> Checked<()> {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "._:/@-".contains(c);
+    if owner.is_empty() || owner.len() > 64 || !owner.chars().all(plain) {
+        return invalid(
+            "owner_id",
+            format!(
+                "{owner:?}: use 1..=64 letters, digits and . _ : / @ - (e.g. \"prod-eu-west-1\")"
+            ),
+        );
+    }
+    Ok(())
+}
+
+/// Two nodes routed to the same address (or instance) would make a failover to the second
+/// one route to the first: refused, naming both.
+fn distinct_targets(raw: &[RawNode], at: &str) -> Checked<()> {
+    for (j, n) in raw.iter().enumerate() {
+        let first = |same: &dyn Fn(&RawNode) -> bool| raw[..j].iter().position(same);
+        if let Some(i) = first(&|m| m.address == n.address) {
+            return invalid(
+                format!("{at}.nodes[{j}].address"),
+                format!(
+                    "{} is also the address of {:?} (nodes[{i}]): each node has its own address",
+                    n.address, raw[i].name
+                ),
+            );
+        }
+        let id = n.instance_id.as_deref();
+        if let Some(i) = id.and_then(|id| first(&|m| m.instance_id.as_deref() == Some(id))) {
+            return invalid(
+                format!("{at}.nodes[{j}].instance_id"),
+                format!(
+                    "{} is also the instance of {:?} (nodes[{i}]): each node is its own instance",
+                    id.unwrap_or_default(),
+                    raw[i].name
+                ),
+            );
+        }
+    }
+    Ok(())
+}
+
 fn nodes(raw: &[RawNode], at: &str) -> Checked<Vec<NodeConfig>> {
     if raw.is_empty() {
         return invalid(
@@ -259,6 +306,7 @@ fn nodes(raw: &[RawNode], at: &str) -> Checked<Vec<NodeConfig>> {
             instance_id: n.instance_id.clone(),
         });
     }
+    distinct_targets(raw, at)?;
     Ok(out)
 }
 

@@ -150,6 +150,8 @@ mod tests {
                 standby: None,
                 replicas: vec![],
                 warnings: vec![],
+                database: None,
+                all_misconfigured: false,
             },
             primary_moved: true,
             read_set: Some(vec!["pg2".into(), "pg3".into()]),
@@ -180,6 +182,7 @@ mod tests {
                 },
             ],
             drift: vec![],
+            left_alone: vec![],
             errors: vec![ClusterError::Blocked {
                 resource: "target group pg".into(),
                 reason: "deregister failed".into(),

@@ -68,6 +68,8 @@ pub mod aws;
 pub mod decide;
 pub mod drift;
 pub mod emf;
+pub mod fence;
+pub mod ownership;
 pub mod patroni;
 pub mod plan;
 pub mod report;

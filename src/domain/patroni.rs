@@ -69,6 +69,10 @@ pub struct PatroniStatus {
     pub failsafe_mode_is_active: bool,
     #[serde(default)]
     pub replication: Vec<ReplicationConnection>,
+    /// PostgreSQL's system identifier: the same on every member of one database (and its
+    /// physical replicas), different for a database initialised anew.
+    #[serde(default)]
+    pub database_system_identifier: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]

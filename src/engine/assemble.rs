@@ -50,21 +50,74 @@ pub(super) fn record_change(
     }
 }
 
+/// A target group's marker write.
+pub(super) fn marking_change(
+    plan: &TargetGroupPlan,
+    status: ChangeStatus,
+    error: Option<String>,
+) -> ChangeReport {
+    let tags: Vec<String> = plan
+        .marking
+        .add_tags
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    ChangeReport {
+        resource: plan.arn.clone(),
+        endpoint: plan.endpoint,
+        action: if plan.marking.adopt {
+            Action::Adopt
+        } else {
+            Action::Mark
+        },
+        target: format!("tags {}", tags.join("; ")),
+        node: None,
+        status,
+        error,
+    }
+}
+
+/// A record name's marker write (the TXT record).
+pub(super) fn record_marking_change(
+    plan: &DnsPlan,
+    status: ChangeStatus,
+    error: Option<String>,
+) -> Option<ChangeReport> {
+    let (_, new) = plan.marking.txt.as_ref()?;
+    let mut c = record_change(plan, Action::Mark, new, status, error);
+    if plan.marking.adopt {
+        c.action = Action::Adopt;
+    }
+    Some(c)
+}
+
 pub(super) fn planned_target_changes(p: &TargetGroupPlan) -> Vec<ChangeReport> {
+    let marking = p
+        .marking
+        .writes()
+        .then(|| marking_change(p, ChangeStatus::Planned, None));
     let register = p.register.iter().map(|t| (Action::Register, t));
     let deregister = p.deregister.iter().map(|t| (Action::Deregister, t));
-    register
-        .chain(deregister)
-        .map(|(a, t)| target_change(p, a, t, ChangeStatus::Planned, None))
+    marking
+        .into_iter()
+        .chain(
+            register
+                .chain(deregister)
+                .map(|(a, t)| target_change(p, a, t, ChangeStatus::Planned, None)),
+        )
         .collect()
 }
 
 pub(super) fn planned_record_changes(p: &DnsPlan) -> Vec<ChangeReport> {
     let deletes = p.deletes.iter().map(|r| (Action::Delete, r));
     let upserts = p.upserts.iter().map(|r| (Action::Upsert, r));
-    deletes
-        .chain(upserts)
-        .map(|(a, r)| record_change(p, a, r, ChangeStatus::Planned, None))
+    record_marking_change(p, ChangeStatus::Planned, None)
+        .into_iter()
+        .chain(
+            deletes
+                .chain(upserts)
+                .map(|(a, r)| record_change(p, a, r, ChangeStatus::Planned, None)),
+        )
         .collect()
 }
 
@@ -75,8 +128,14 @@ pub(super) fn finish(p: Prepared<'_>) -> ClusterReport {
         .as_ref()
         .and_then(|r| read_set(r, &p.decision))
         .map(|nodes| nodes.into_iter().map(str::to_string).collect());
+    let left_alone = p
+        .dns_plans
+        .iter()
+        .flat_map(|d| d.marking.foreign.iter().cloned())
+        .collect();
     let mut report = ClusterReport {
         scope: p.cluster.scope.clone(),
+        left_alone,
         primary_moved: false,
         read_set,
         decision: p.decision,

@@ -4,19 +4,22 @@
 //! 1. [`observe`]: poll Patroni (every node at once, under a deadline) and read AWS (reads
 //!    shared across clusters first: target-group types, whole zones);
 //! 2. decide (`domain::decide`) and plan (`domain::plan`), pure, assembled by [`prepare`];
-//! 3. [`apply`]: target groups (register before deregister) per cluster, then records, one
-//!    batch per zone; [`settings`]: target-group hygiene. Plan mode never calls apply;
+//! 3. apply: [`targets`] per cluster (marker first, register before deregister, verify the
+//!    fence), then [`records`], one batch per zone with the marker as a compare-and-set;
+//!    [`settings`]: target-group hygiene. Plan mode never applies;
 //! 4. [`assemble`]: the report.
 //!
 //! Clusters are independent: one failing (Patroni or AWS) never blocks another. The engine
 //! talks to the world only through the ports in `adapters`, so its safety rules are unit
 //! tests against the in-memory AWS ([`tests`]).
 
-mod apply;
 mod assemble;
+mod mark;
 mod observe;
 mod prepare;
+mod records;
 mod settings;
+mod targets;
 #[cfg(test)]
 mod tests;
 
@@ -32,7 +35,7 @@ use crate::adapters::elb_sdk::SdkElb;
 use crate::adapters::patroni_http::{ClientBuildError, HttpPatroni};
 use crate::adapters::route53_sdk::SdkRoute53;
 use crate::adapters::sdk::AwsClients;
-use crate::adapters::{Elb, Patroni, Route53};
+use crate::adapters::{Elb, Patroni, Route53, Tags};
 use crate::clock::{Clock, SystemClock, millis_since};
 use crate::config::{ClusterConfig, Config};
 use crate::domain::aws::TargetType;
@@ -64,6 +67,9 @@ struct Memory {
     target_types: Mutex<HashMap<String, TargetType>>,
     /// When each target group's settings were last found in order (or fixed).
     settings_checked: Mutex<HashMap<String, Instant>>,
+    /// Each target group's tags (owner marker and fence) as last read or written: read once
+    /// per process, read again before any change to the group.
+    tags: Mutex<HashMap<String, Tags>>,
 }
 
 pub struct Router {
@@ -134,7 +140,7 @@ impl Router {
             .collect()
             .await;
         if mode == Mode::Reconcile {
-            apply::records(&*self.ports.route53, &mut prepared).await;
+            records::apply(&*self.ports.route53, &mut prepared).await;
         }
         let mut clusters: Vec<_> = prepared.into_iter().map(assemble::finish).collect();
         clusters.sort_by(|a, b| a.scope.cmp(&b.scope));
@@ -156,7 +162,7 @@ impl Router {
     ) -> prepare::Prepared<'a> {
         let mut p = self.prepare(cluster, shared).await;
         if mode == Mode::Reconcile {
-            apply::target_groups(&*self.ports.elb, &mut p).await;
+            targets::apply(self, &mut p).await;
         } else {
             p.plan_only();
         }
@@ -175,7 +181,12 @@ impl Router {
         let decision = decide(cluster, &observations);
         assemble::log_decision(cluster, &decision, &observations);
         let aws = observe::read_cluster(self, cluster, shared).await;
-        prepare::prepare(cluster, started, &observations, decision, aws)
+        let ctx = mark::Context {
+            owner_id: self.config.owner_id.as_deref(),
+            at_ms: u64::try_from(self.ports.clock.since_epoch().as_millis()).unwrap_or(u64::MAX),
+            tags: &shared.tags,
+        };
+        prepare::prepare(cluster, started, &observations, decision, aws, &ctx)
     }
 
     /// After a Patroni callback: the DCS may still show the old state for a moment, so poll

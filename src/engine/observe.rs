@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use futures_util::future::join_all;
 
 use super::Router;
-use crate::adapters::{AwsError, elb_batch};
+use crate::adapters::{AwsError, Tags, elb_batch};
 use crate::config::{ClusterConfig, DnsConfig, TargetGroupConfig};
 use crate::domain::aws::{DnsState, Endpoint, RecordSet, TargetGroupState, TargetType};
 use crate::domain::drift::HealthCheck;
@@ -44,6 +44,8 @@ pub(super) struct SharedReads {
     pub(super) health_checks: HashMap<String, HealthCheck>,
     /// Zones holding several clusters' records, read whole once.
     zones: HashMap<String, Result<Vec<RecordSet>, AwsError>>,
+    /// Every target group's tags (cached per process).
+    pub(super) tags: HashMap<String, Result<Tags, AwsError>>,
 }
 
 /// Target types (cached, batched) and whole-zone reads, for all the clusters of a run.
@@ -57,16 +59,20 @@ pub(super) async fn shared_reads(
         .flat_map(|c| c.target_groups.iter().map(|tg| tg.arn.clone()))
         .collect();
     let (mut target_types, unknown) = cached_types(router, &arns, mode);
+    let (mut tags, untagged) = cached_tags(router, &arns);
     let zones = busy_zones(clusters);
     let route53 = &*router.ports.route53;
-    let (fresh, zone_reads) = tokio::join!(
+    let (fresh, fresh_tags, zone_reads) = tokio::join!(
         elb_batch::describe_groups(&*router.ports.elb, &unknown),
+        elb_batch::describe_tags(&*router.ports.elb, &untagged),
         join_all(
             zones
                 .iter()
                 .map(|z| async move { (z.to_string(), route53.list(z, None).await) })
         )
     );
+    remember_tags(router, &fresh_tags);
+    tags.extend(fresh_tags);
     let mut health_checks = HashMap::new();
     let mut cache = router
         .memory
@@ -87,6 +93,34 @@ pub(super) async fn shared_reads(
         target_types,
         health_checks,
         zones: zone_reads.into_iter().collect(),
+        tags,
+    }
+}
+
+type TagReads = HashMap<String, Result<Tags, AwsError>>;
+
+/// The cached tags, and the ARNs whose tags were never read.
+fn cached_tags(router: &Router, arns: &[String]) -> (TagReads, Vec<String>) {
+    let cache = router.memory.tags.lock().unwrap_or_else(|p| p.into_inner());
+    let known = arns
+        .iter()
+        .filter_map(|a| Some((a.clone(), Ok(cache.get(a)?.clone()))))
+        .collect();
+    let unknown = arns
+        .iter()
+        .filter(|a| !cache.contains_key(*a))
+        .cloned()
+        .collect();
+    (known, unknown)
+}
+
+/// Keep what was read (or written) of a target group's tags.
+pub(super) fn remember_tags(router: &Router, read: &TagReads) {
+    let mut cache = router.memory.tags.lock().unwrap_or_else(|p| p.into_inner());
+    for (arn, tags) in read {
+        if let Ok(t) = tags {
+            cache.insert(arn.clone(), t.clone());
+        }
     }
 }
 

@@ -4,10 +4,12 @@
 use std::time::Instant;
 
 use super::assemble::{node_reports, planned_record_changes, planned_target_changes};
+use super::mark::{self, Context};
 use super::observe::AwsView;
 use crate::config::ClusterConfig;
 use crate::domain::aws::{Endpoint, tg_name};
 use crate::domain::decide::Decision;
+use crate::domain::ownership::Owner;
 use crate::domain::patroni::NodeObservation;
 use crate::domain::plan::{self, DnsPlan, TargetGroupPlan};
 use crate::domain::report::{ChangeReport, ClusterError, DriftReport, NodeReport, Routing};
@@ -25,6 +27,8 @@ pub(super) struct Prepared<'a> {
     pub changes: Vec<ChangeReport>,
     pub drift: Vec<DriftReport>,
     pub errors: Vec<ClusterError>,
+    /// Who this router is for the cluster's markers (`None`: unknown, nothing is written).
+    pub owner: Option<Owner>,
 }
 
 impl Prepared<'_> {
@@ -58,6 +62,7 @@ pub(super) fn prepare<'a>(
     observations: &[NodeObservation],
     decision: Decision,
     aws: AwsView<'_>,
+    ctx: &Context<'_>,
 ) -> Prepared<'a> {
     let mut errors = Vec::new();
     let mut routing = Routing::default();
@@ -101,7 +106,7 @@ pub(super) fn prepare<'a>(
         }
     }
     let nodes = node_reports(cluster, observations, &routing);
-    Prepared {
+    let mut p = Prepared {
         cluster,
         started,
         decision,
@@ -112,5 +117,8 @@ pub(super) fn prepare<'a>(
         changes: Vec::new(),
         drift: Vec::new(),
         errors,
-    }
+        owner: None,
+    };
+    mark::mark(&mut p, ctx);
+    p
 }

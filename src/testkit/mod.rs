@@ -73,6 +73,7 @@ pub fn status(name: &str, role: &str, state: &str, timeline: u64) -> PatroniStat
         cluster_unlocked: false,
         failsafe_mode_is_active: false,
         replication: vec![],
+        database_system_identifier: Some("7712154790783901088".into()),
     }
 }
 

@@ -103,6 +103,13 @@ pub struct Decision {
     pub replicas: Vec<Replica>,
     /// Other things worth an operator's look (unconfigured members in the DCS, ...).
     pub warnings: Vec<String>,
+    /// The confirmed primary's PostgreSQL system identifier, when it reported one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database: Option<String>,
+    /// Every node that answered answered as another scope or member: the config (or the
+    /// nodes' `api_url`s) is wrong, not the cluster. An error, not a fail-static decision.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub all_misconfigured: bool,
 }
 
 impl Decision {
@@ -134,6 +141,11 @@ impl Decision {
 pub fn decide(cluster: &ClusterConfig, observations: &[NodeObservation]) -> Decision {
     let mut ev = rules::Evidence::new(cluster, observations);
     rules::find_misconfigured(&mut ev);
+    if let Some(refusal) = rules::every_answer_misconfigured(&ev) {
+        let mut d = ev.refused(refusal);
+        d.all_misconfigured = true;
+        return d;
+    }
     match rules::confirm(&mut ev) {
         Ok(confirmed) => ev.confirmed(confirmed),
         Err(refusal) => ev.refused(refusal),

@@ -123,6 +123,7 @@ impl<'a> Evidence<'a> {
         let mut d = self.finish(verdict, reason, c.stale);
         d.standby = standby;
         d.replicas = replicas;
+        d.database = c.status.database_system_identifier;
         d
     }
 
@@ -135,8 +136,34 @@ impl<'a> Evidence<'a> {
             standby: None,
             replicas: Vec::new(),
             warnings: self.warnings,
+            database: None,
+            all_misconfigured: false,
         }
     }
+}
+
+/// Rule 1, whole: nodes answered, but every one of them as another scope or member — a
+/// wrong config or `api_url`s pointing at another cluster. Nothing is decided from it.
+pub(super) fn every_answer_misconfigured(ev: &Evidence<'_>) -> Option<Refusal> {
+    let answered: Vec<&str> = ev
+        .obs
+        .iter()
+        .filter(|o| o.patroni.is_ok() || o.cluster.is_ok())
+        .map(|o| o.name.as_str())
+        .collect();
+    if answered.is_empty() || answered.iter().any(|n| !ev.misconfigured.contains_key(*n)) {
+        return None;
+    }
+    let why: Vec<String> = ev
+        .misconfigured
+        .iter()
+        .map(|(n, why)| format!("{n}: {why}"))
+        .collect();
+    Some(no_primary(format!(
+        "every node that answered is misconfigured ({}): check `scope`, the node names and \
+         their `api_url`s; routing unchanged",
+        why.join("; ")
+    )))
 }
 
 /// Rules 2 to 4, in order.
@@ -347,35 +374,50 @@ fn candidate_confirms_itself(ev: &Evidence<'_>, candidate: &str) -> Result<Patro
     Ok(status)
 }
 
-/// Rule 4: other self-declared leaders are stale; one on a newer timeline than the
-/// candidate makes the DCS view suspect.
+/// Rule 4: other self-declared leaders are stale, never routed to. Timelines only move
+/// forward, so any trusted node — a claimant or a replica — on a newer timeline than the
+/// candidate makes the DCS view suspect; so does a candidate that reports no timeline while
+/// another node claims to lead (nothing says which is newer). Both: ambiguous.
 fn other_claimants(
     ev: &Evidence<'_>,
     candidate: &str,
     status: &PatroniStatus,
 ) -> Result<Vec<String>, Refusal> {
     let mut stale = Vec::new();
-    let mut newer = None;
+    let mut suspect = None;
     for o in ev.trusted() {
+        let Ok(s) = &o.patroni else { continue };
         if o.name == candidate {
             continue;
         }
-        if let Ok(s) = &o.patroni
-            && ev.claims_leadership(&s.role)
-        {
-            if let (Some(theirs), Some(ours)) = (s.timeline, status.timeline)
-                && theirs > ours
-            {
-                newer = Some(format!(
-                    "{} claims {} on timeline {theirs}, newer than the DCS leader {candidate}'s \
-                     timeline {ours}: the DCS view may be stale; routing unchanged",
-                    o.name, s.role
-                ));
-            }
+        let claims = ev.claims_leadership(&s.role);
+        if claims {
             stale.push(o.name.clone());
         }
+        if suspect.is_some() {
+            continue;
+        }
+        suspect = match (s.timeline, status.timeline) {
+            (Some(theirs), Some(ours)) if theirs > ours => {
+                let who = if claims {
+                    format!("{} claims {} on timeline {theirs}", o.name, s.role)
+                } else {
+                    format!("{} ({}) reports timeline {theirs}", o.name, s.role)
+                };
+                Some(format!(
+                    "{who}, newer than the DCS leader {candidate}'s timeline {ours}: the DCS \
+                     view may be stale; routing unchanged"
+                ))
+            }
+            (_, None) if claims => Some(format!(
+                "the DCS leader {candidate} reports no timeline while {} claims {}: which one \
+                 is newer cannot be told; routing unchanged",
+                o.name, s.role
+            )),
+            _ => None,
+        };
     }
-    match newer {
+    match suspect {
         Some(reason) => Err(ambiguous(reason, stale)),
         None => Ok(stale),
     }

@@ -9,15 +9,17 @@
 //! - if the desired state cannot be computed (a node lacks the id the target group needs),
 //!   that resource is left alone and the reason is reported.
 
+mod marking;
 mod records;
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+pub use marking::{Marking, dns_claim, fence_step, mark_dns, mark_target_group, tag_claim};
 pub use records::{plan_dns, plan_read_dns};
 
-use crate::config::{ClusterConfig, ReplicasConfig, Strategy, TargetGroupConfig};
+use crate::config::{ClusterConfig, DnsRouting, ReplicasConfig, Strategy, TargetGroupConfig};
 use crate::domain::aws::{Endpoint, RecordSet, Target, TargetGroupState, TargetType};
 use crate::domain::decide::Decision;
 
@@ -27,12 +29,18 @@ pub struct TargetGroupPlan {
     pub endpoint: Endpoint,
     pub register: Vec<Target>,
     pub deregister: Vec<Target>,
+    /// What may stay registered: the desired targets (and, for `members`, every configured
+    /// node's). Whatever else is registered goes, even if it appeared after the read.
+    #[serde(skip)]
+    pub keep: Vec<Target>,
     /// Target id -> the configured node it is (for every node the group's type can name).
     #[serde(skip)]
     pub nodes: BTreeMap<String, String>,
     /// Why this target group is left alone, if it is.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub blocked: Option<String>,
+    /// Its owner marker: adoption, the routed timeline, or a conflict.
+    pub marking: Marking,
 }
 
 impl TargetGroupPlan {
@@ -62,6 +70,12 @@ pub struct DnsPlan {
     pub nodes: BTreeMap<String, String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub blocked: Option<String>,
+    pub routing: DnsRouting,
+    /// The SetIdentifiers of the records the decision calls for (multivalue: the nodes).
+    #[serde(skip)]
+    pub desired_sets: Vec<String>,
+    /// Its owner marker (the TXT record at the name): adoption, the fence, or a conflict.
+    pub marking: Marking,
 }
 
 impl DnsPlan {
@@ -141,6 +155,7 @@ pub fn plan_target_group(
         endpoint: tg.endpoint(),
         register: vec![],
         deregister: vec![],
+        keep: vec![],
         nodes: cluster
             .nodes
             .iter()
@@ -152,7 +167,12 @@ pub fn plan_target_group(
             })
             .collect(),
         blocked: None,
+        marking: Marking::default(),
     };
+    if decision.all_misconfigured {
+        // Nothing that answered is one of ours: not even membership is touched.
+        return plan;
+    }
     let Some(desired_nodes) = desired_nodes(cluster, tg, decision) else {
         return plan;
     };
@@ -177,9 +197,20 @@ pub fn plan_target_group(
         .filter(|d| !active.contains(d))
         .cloned()
         .collect();
+    // Membership is config: a configured node is never deregistered because it answered
+    // wrongly or not at all (it is only left unregistered if it is not there).
+    plan.keep = match tg.strategy {
+        Strategy::Members => cluster
+            .nodes
+            .iter()
+            .filter_map(|n| target_id(cluster, &n.name, &current.target_type).ok())
+            .map(|id| Target { id, port: tg.port })
+            .collect(),
+        _ => desired.clone(),
+    };
     plan.deregister = active
         .into_iter()
-        .filter(|a| !desired.contains(a))
+        .filter(|a| !plan.keep.contains(a))
         .cloned()
         .collect();
     plan.register.sort();

@@ -30,6 +30,9 @@ fn empty_plan(cluster: &ClusterConfig, dns: &DnsConfig, endpoint: Endpoint) -> D
             .map(|n| (n.address.to_string(), n.name.clone()))
             .collect(),
         blocked: None,
+        routing: dns.routing,
+        desired_sets: Vec::new(),
+        marking: super::Marking::default(),
     }
 }
 
@@ -211,6 +214,10 @@ fn diff_records(
     current: &DnsState,
     mut plan: DnsPlan,
 ) -> DnsPlan {
+    plan.desired_sets = desired
+        .iter()
+        .filter_map(|d| d.set_identifier.clone())
+        .collect();
     let Some(rtype) = cluster_rtype(&desired, current, &dns.name) else {
         return plan;
     };

@@ -92,6 +92,29 @@ pub enum ClusterError {
     /// group needs, ...).
     #[error("{resource}: {reason}")]
     Blocked { resource: String, reason: String },
+    /// A record or target group marked by another owner: never changed.
+    #[error("ownership conflict: {0}")]
+    Conflict(String),
+    /// The decision would move the fence backwards: nothing of the cluster changed.
+    #[error("fence: {0}")]
+    Fence(String),
+    /// Every node that answered is of another scope or member: the config is wrong.
+    #[error("misconfigured: {0}")]
+    Misconfigured(String),
+}
+
+impl ClusterError {
+    /// A short kind, for metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ClusterError::Aws(e) if e.is_throttling() => "throttled",
+            ClusterError::Aws(_) => "aws",
+            ClusterError::Blocked { .. } => "blocked",
+            ClusterError::Conflict(_) => "conflict",
+            ClusterError::Fence(_) => "fence",
+            ClusterError::Misconfigured(_) => "misconfigured",
+        }
+    }
 }
 
 /// Errors are reported as their message.
@@ -118,6 +141,9 @@ pub struct ClusterReport {
     /// Target-group settings that differ from what the strategy needs.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub drift: Vec<DriftReport>,
+    /// Records at the router's names that another made: never changed or deleted.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub left_alone: Vec<String>,
     pub errors: Vec<ClusterError>,
     pub duration_ms: u64,
 }
@@ -214,6 +240,12 @@ pub enum Action {
     Delete,
     /// Target-group settings (attributes, health check) brought in line.
     ModifySettings,
+    /// An unmarked record or target group marked as the router's (the config names it).
+    Adopt,
+    /// The router's marker updated: the fence moved forward (or the records it holds).
+    Mark,
+    /// A registration of this run taken back: a newer fence appeared while routing.
+    Undo,
 }
 
 impl Action {
@@ -224,6 +256,9 @@ impl Action {
             Action::Upsert => "upsert",
             Action::Delete => "delete",
             Action::ModifySettings => "settings",
+            Action::Adopt => "adopt",
+            Action::Mark => "mark",
+            Action::Undo => "undo",
         }
     }
 }

@@ -61,6 +61,9 @@ fn cluster_block(out: &mut String, c: &ClusterReport) {
     for d in &c.drift {
         let _ = writeln!(out, "  drift: {}", d.line());
     }
+    for r in &c.left_alone {
+        let _ = writeln!(out, "  left alone (not the router's): {r}");
+    }
     for e in &c.errors {
         let _ = writeln!(out, "  error: {e}");
     }

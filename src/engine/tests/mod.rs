@@ -1,6 +1,8 @@
 //! The engine's safety rules as unit tests: the real engine over the in-memory AWS (with
 //! injected failures) and the fake Patroni's in-memory face. No moto, no network.
 
+mod fence;
+mod race;
 mod records;
 mod settings;
 
@@ -109,6 +111,26 @@ impl World {
         }
     }
 
+    /// A second router over the same AWS and Patroni: another process, with nothing cached.
+    pub fn another_router(&self) -> Router {
+        Router::with_ports(self.router.config.clone(), self.router.ports.clone())
+    }
+
+    /// The marker TXT value at cluster `scope`'s record.
+    pub async fn txt(&self, scope: &str) -> String {
+        use crate::adapters::Route53 as _;
+        let recs = self
+            .aws
+            .list(ZONE, Some(&record_name(scope)))
+            .await
+            .unwrap_or_default();
+        recs.into_iter()
+            .filter(|r| r.rtype == crate::domain::aws::RecordType::Txt)
+            .flat_map(|r| r.values)
+            .next()
+            .unwrap_or_default()
+    }
+
     pub fn fake(&self, i: usize) -> &FakeCluster {
         &self.fakes[i]
     }
@@ -134,7 +156,25 @@ impl World {
             .list(ZONE, Some(&record_name(scope)))
             .await
             .unwrap_or_default();
-        recs.into_iter().flat_map(|r| r.values).collect()
+        recs.into_iter()
+            .filter(|r| r.rtype == crate::domain::aws::RecordType::A)
+            .flat_map(|r| r.values)
+            .collect()
+    }
+}
+
+/// A record set as someone else would have made it.
+pub(super) fn record_set(name: &str, rtype: &str, value: &str) -> crate::domain::aws::RecordSet {
+    crate::domain::aws::RecordSet {
+        name: name.into(),
+        rtype: rtype.into(),
+        set_identifier: None,
+        failover: None,
+        ttl: Some(10),
+        values: vec![value.into()],
+        health_check_id: None,
+        multivalue: false,
+        alias: false,
     }
 }
 
@@ -282,10 +322,13 @@ async fn plan_mode_calls_no_write_even_with_changes_to_make() {
     assert_eq!(
         planned,
         vec![
+            (Action::Mark, ChangeStatus::Planned),
             (Action::Register, ChangeStatus::Planned),
             (Action::Deregister, ChangeStatus::Planned),
+            (Action::Mark, ChangeStatus::Planned),
             (Action::Upsert, ChangeStatus::Planned)
-        ]
+        ],
+        "the fence moves with the routing, markers first"
     );
     assert!(!r.clusters[0].primary_moved, "planned is not moved");
 }

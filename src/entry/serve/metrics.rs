@@ -321,6 +321,8 @@ mod tests {
                 standby: None,
                 replicas: vec![],
                 warnings: vec![],
+                database: None,
+                all_misconfigured: false,
             },
             primary_moved: false,
             read_set: None,
@@ -332,6 +334,7 @@ mod tests {
             routing: Routing::default(),
             changes: vec![],
             drift: vec![],
+            left_alone: vec![],
             errors: errors
                 .iter()
                 .map(|e| ClusterError::Blocked {

@@ -32,6 +32,8 @@ fn decision_for(primary: Option<&str>) -> Decision {
         standby: None,
         replicas: vec![],
         warnings: vec![],
+        database: None,
+        all_misconfigured: false,
     }
 }
 
