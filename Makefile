@@ -46,9 +46,19 @@ $(VENV)/.installed: scripts/requirements-test.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -r scripts/requirements-test.txt
 	touch $@
 
-validate: venv ## Lint the SAM template: sam validate --lint and cfn-lint (offline)
+# A second cfn-lint version: each release catches things the other misses (1.51: E1018).
+CFNLINT151 := .venv-cfnlint151
+$(CFNLINT151)/.installed: scripts/requirements-cfnlint151.txt
+	test -x $(CFNLINT151)/bin/python || python3 -m venv $(CFNLINT151)
+	$(CFNLINT151)/bin/python -m pip install --quiet --disable-pip-version-check -r scripts/requirements-cfnlint151.txt
+	touch $@
+
+validate: venv $(CFNLINT151)/.installed ## Lint the SAM template: sam validate --lint, cfn-lint 1.58 and 1.51, intrinsic-function checks (offline)
 	$(VENV)/bin/sam validate --lint --region eu-west-1
 	$(VENV)/bin/cfn-lint template.yaml
+	$(CFNLINT151)/bin/cfn-lint template.yaml
+	$(PY) scripts/check_template.py template.yaml
+	$(PY) scripts/test_check_template.py
 
 invoke-local: venv build ## Run the function under cargo lambda watch against moto and a fake Patroni; invoke events/ (EVENTS=...)
 	scripts/with-moto.sh scripts/invoke-local.sh $(EVENTS)
