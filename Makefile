@@ -13,6 +13,8 @@ else
   LAMBDA_TARGET := x86_64-unknown-linux-gnu
   LAMBDA_FLAG := --x86-64
 endif
+# cargo lambda writes under the cargo target dir, which CARGO_TARGET_DIR moves.
+LAMBDA_ZIP := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)/lambda/patroni-router/bootstrap.zip
 
 .PHONY: help demo test unit fuzz deny bench bench-lag fmt venv cluster-deps validate build release build-lambda invoke-local sam-build deploy clean
 
@@ -63,9 +65,10 @@ validate: venv $(CFNLINT151)/.installed ## Lint the SAM template: sam validate -
 invoke-local: venv build ## Run the function under cargo lambda watch against moto and a fake Patroni; invoke events/ (EVENTS=...)
 	scripts/with-moto.sh scripts/invoke-local.sh $(EVENTS)
 
-build-lambda: venv ## The Lambda zip with cargo lambda (LAMBDA_ARCH=arm64|x86_64) in target/lambda/
+build-lambda: venv ## The Lambda zip with cargo lambda (LAMBDA_ARCH=arm64|x86_64): target/lambda/patroni-router/bootstrap.zip (under CARGO_TARGET_DIR if set)
 	rustup target add $(LAMBDA_TARGET)
-	$(VENV)/bin/cargo-lambda lambda build --release $(LAMBDA_FLAG) --output-format zip
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/cargo-lambda lambda build --release $(LAMBDA_FLAG) --output-format zip
+	@ls -l $(LAMBDA_ZIP)
 
 sam-build: venv ## sam build (Rust support is a SAM beta feature; uses cargo lambda, no Docker)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/sam build --beta-features
