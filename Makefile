@@ -16,7 +16,7 @@ endif
 # cargo lambda writes under the cargo target dir, which CARGO_TARGET_DIR moves.
 LAMBDA_ZIP := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)/lambda/patroni-router/bootstrap.zip
 
-.PHONY: help demo test unit fuzz deny bench bench-lag fmt venv cluster-deps validate build release build-lambda invoke-local sam-build deploy clean
+.PHONY: help demo test unit fuzz deny bench bench-lag fmt venv cluster-deps validate terraform-test build release build-lambda invoke-local sam-build deploy clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -30,6 +30,7 @@ test: venv cluster-deps ## Every check and test: fmt, clippy, template lint, uni
 	$(MAKE) --no-print-directory validate
 	rm -f target/e2e-results.txt
 	scripts/with-moto.sh cargo test
+	$(MAKE) --no-print-directory terraform-test
 	@echo "== measured by the end-to-end tests:"; cat target/e2e-results.txt 2>/dev/null || true
 
 unit: ## Unit and property tests of the pure core only (no AWS, no Python)
@@ -61,6 +62,12 @@ validate: venv $(CFNLINT151)/.installed ## Lint the SAM template: sam validate -
 	$(CFNLINT151)/bin/cfn-lint template.yaml
 	$(PY) scripts/check_template.py template.yaml
 	$(PY) scripts/test_check_template.py
+
+# Skipped with a line when terraform is missing; uses the zip of build-lambda (built if absent).
+terraform-test: venv ## The Terraform module (deploy/terraform) on moto: fmt, offline init, validate, apply, no-op plan, policy parity with template.yaml, destroy
+	@if ! command -v terraform >/dev/null; then echo "terraform-test: SKIPPED - terraform is not installed"; exit 0; fi; \
+	test -f $(LAMBDA_ZIP) || $(MAKE) --no-print-directory build-lambda || exit 1; \
+	LAMBDA_ARCH=$(LAMBDA_ARCH) MOTO_IAM_LOAD_MANAGED_POLICIES=true scripts/with-moto.sh scripts/terraform-test.sh $(LAMBDA_ZIP)
 
 invoke-local: venv build ## Run the function under cargo lambda watch against moto and a fake Patroni; invoke events/ (EVENTS=...)
 	scripts/with-moto.sh scripts/invoke-local.sh $(EVENTS)
