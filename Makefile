@@ -13,8 +13,10 @@ else
   LAMBDA_TARGET := x86_64-unknown-linux-gnu
   LAMBDA_FLAG := --x86-64
 endif
+# cargo lambda writes under the cargo target dir, which CARGO_TARGET_DIR moves.
+LAMBDA_ZIP := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)/lambda/patroni-router/bootstrap.zip
 
-.PHONY: help demo test unit fuzz deny bench bench-lag fmt venv cluster-deps validate build release build-lambda invoke-local sam-build deploy clean
+.PHONY: help demo test unit fuzz deny bench bench-lag fmt venv cluster-deps validate terraform-test build release build-lambda invoke-local sam-build deploy clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -28,6 +30,7 @@ test: venv cluster-deps ## Every check and test: fmt, clippy, template lint, uni
 	$(MAKE) --no-print-directory validate
 	rm -f target/e2e-results.txt
 	scripts/with-moto.sh cargo test
+	$(MAKE) --no-print-directory terraform-test
 	@echo "== measured by the end-to-end tests:"; cat target/e2e-results.txt 2>/dev/null || true
 
 unit: ## Unit and property tests of the pure core only (no AWS, no Python)
@@ -46,16 +49,33 @@ $(VENV)/.installed: scripts/requirements-test.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -r scripts/requirements-test.txt
 	touch $@
 
-validate: venv ## Lint the SAM template: sam validate --lint and cfn-lint (offline)
+# A second cfn-lint version: each release catches things the other misses (1.51: E1018).
+CFNLINT151 := .venv-cfnlint151
+$(CFNLINT151)/.installed: scripts/requirements-cfnlint151.txt
+	test -x $(CFNLINT151)/bin/python || python3 -m venv $(CFNLINT151)
+	$(CFNLINT151)/bin/python -m pip install --quiet --disable-pip-version-check -r scripts/requirements-cfnlint151.txt
+	touch $@
+
+validate: venv $(CFNLINT151)/.installed ## Lint the SAM template: sam validate --lint, cfn-lint 1.58 and 1.51, intrinsic-function checks (offline)
 	$(VENV)/bin/sam validate --lint --region eu-west-1
 	$(VENV)/bin/cfn-lint template.yaml
+	$(CFNLINT151)/bin/cfn-lint template.yaml
+	$(PY) scripts/check_template.py template.yaml
+	$(PY) scripts/test_check_template.py
+
+# Skipped with a line when terraform is missing; uses the zip of build-lambda (built if absent).
+terraform-test: venv ## The Terraform module (deploy/terraform) on moto: fmt, offline init, validate, apply, no-op plan, policy parity with template.yaml, destroy
+	@if ! command -v terraform >/dev/null; then echo "terraform-test: SKIPPED - terraform is not installed"; exit 0; fi; \
+	test -f $(LAMBDA_ZIP) || $(MAKE) --no-print-directory build-lambda || exit 1; \
+	LAMBDA_ARCH=$(LAMBDA_ARCH) MOTO_IAM_LOAD_MANAGED_POLICIES=true scripts/with-moto.sh scripts/terraform-test.sh $(LAMBDA_ZIP)
 
 invoke-local: venv build ## Run the function under cargo lambda watch against moto and a fake Patroni; invoke events/ (EVENTS=...)
 	scripts/with-moto.sh scripts/invoke-local.sh $(EVENTS)
 
-build-lambda: venv ## The Lambda zip with cargo lambda (LAMBDA_ARCH=arm64|x86_64) in target/lambda/
+build-lambda: venv ## The Lambda zip with cargo lambda (LAMBDA_ARCH=arm64|x86_64): target/lambda/patroni-router/bootstrap.zip (under CARGO_TARGET_DIR if set)
 	rustup target add $(LAMBDA_TARGET)
-	$(VENV)/bin/cargo-lambda lambda build --release $(LAMBDA_FLAG) --output-format zip
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/cargo-lambda lambda build --release $(LAMBDA_FLAG) --output-format zip
+	@ls -l $(LAMBDA_ZIP)
 
 sam-build: venv ## sam build (Rust support is a SAM beta feature; uses cargo lambda, no Docker)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/sam build --beta-features
