@@ -12,6 +12,14 @@ locals {
       metric      = "DecisionAmbiguous", statistic = "Sum", periods = 1, operator = "GreaterThanOrEqualToThreshold", threshold = 1
       description = "The router saw contradicting Patroni evidence (split brain, disagreeing DCS views) and left routing as it was. Read the \"decision\" log line's evidence."
     }
+    fence-refused = {
+      metric      = "FenceRefused", statistic = "Sum", periods = 1, operator = "GreaterThanOrEqualToThreshold", threshold = 1
+      description = "A decision would have routed a cluster back to an older timeline than its fence (a stale view, a thawed old primary, or a cluster initialised anew) and nothing was changed. Read the report's \"fence:\" error."
+    }
+    ownership-conflict = {
+      metric      = "OwnershipConflicts", statistic = "Sum", periods = 1, operator = "GreaterThanOrEqualToThreshold", threshold = 1
+      description = "A record or target group in the config is marked by another owner (another deployment or database) and was not changed. Read the report's \"ownership conflict:\" error."
+    }
     no-primary = {
       metric      = "DecisionNoPrimary", statistic = "Sum", periods = var.no_primary_minutes, operator = "GreaterThanOrEqualToThreshold", threshold = 1
       description = "A cluster has had no confirmed primary for ${var.no_primary_minutes} minutes - Patroni unreachable, DCS down or failover stuck; routing is frozen (fail-static)."

@@ -28,6 +28,12 @@ fn m(name: &'static str, unit: &'static str, value: u64) -> Metric {
     Metric { name, unit, value }
 }
 
+/// How many of the run's errors are of this kind.
+fn errors_of(c: &ClusterReport, kind: &str) -> u64 {
+    let n = c.errors.iter().filter(|e| e.kind() == kind).count();
+    u64::try_from(n).unwrap_or(u64::MAX)
+}
+
 /// The metrics of one cluster's run. Decisions are 0/1 per run, so `Sum` over a period counts
 /// runs of each kind; `MaxReplicationLag` is left out when no member's lag is known.
 pub fn metrics(c: &ClusterReport) -> Vec<Metric> {
@@ -58,6 +64,8 @@ pub fn metrics(c: &ClusterReport) -> Vec<Metric> {
             ),
         ),
         m("ApplyErrors", "Count", count(c.errors.len())),
+        m("FenceRefused", "Count", errors_of(c, "fence")),
+        m("OwnershipConflicts", "Count", errors_of(c, "conflict")),
         m("ReconcileDuration", "Milliseconds", c.duration_ms),
     ];
     let max_lag = c
@@ -212,7 +220,7 @@ mod tests {
             .iter()
             .map(|x| x["Name"].as_str().expect("name"))
             .collect();
-        assert_eq!(names.len(), 10, "{names:?}");
+        assert_eq!(names.len(), 12, "{names:?}");
         for name in names {
             assert!(d[name].is_u64(), "{name} is not a number at the root: {d}");
         }
@@ -252,13 +260,23 @@ mod tests {
                 watched.push(name);
             }
         }
-        assert_eq!(watched.len(), 4, "{watched:?}");
-        for name in watched {
+        assert_eq!(watched.len(), 6, "{watched:?}");
+        for name in &watched {
             assert!(
-                emitted.contains(&name),
+                emitted.contains(name),
                 "the template alarms on {name}, never emitted"
             );
         }
+        // The Terraform module alarms on the same metrics.
+        let module = include_str!("../../deploy/terraform/alarms.tf");
+        let mut tf: Vec<&str> = module
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("metric"))
+            .filter_map(|l| l.trim_start().strip_prefix('=')?.trim().split('"').nth(1))
+            .collect();
+        tf.sort_unstable();
+        watched.sort_unstable();
+        assert_eq!(tf, watched, "template.yaml and deploy/terraform alarm on the same metrics");
     }
 
     #[test]

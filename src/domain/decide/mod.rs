@@ -103,7 +103,8 @@ pub struct Decision {
     pub replicas: Vec<Replica>,
     /// Other things worth an operator's look (unconfigured members in the DCS, ...).
     pub warnings: Vec<String>,
-    /// The confirmed primary's PostgreSQL system identifier, when it reported one.
+    /// The database's PostgreSQL system identifier: the confirmed primary's, else the one
+    /// every trusted node that answered reports (the owner marker derives from it).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub database: Option<String>,
     /// Every node that answered answered as another scope or member: the config (or the

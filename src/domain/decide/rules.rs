@@ -123,11 +123,23 @@ impl<'a> Evidence<'a> {
         let mut d = self.finish(verdict, reason, c.stale);
         d.standby = standby;
         d.replicas = replicas;
-        d.database = c.status.database_system_identifier;
+        if c.status.database_system_identifier.is_some() {
+            d.database = c.status.database_system_identifier;
+        }
         d
     }
 
+    /// The database the trusted nodes that answered are, when they all say the same.
+    fn database(&self) -> Option<String> {
+        let mut ids = self
+            .trusted()
+            .filter_map(|o| o.patroni.as_ref().ok()?.database_system_identifier.clone());
+        let first = ids.next()?;
+        ids.all(|id| id == first).then_some(first)
+    }
+
     fn finish(self, verdict: Verdict, reason: String, stale: Vec<String>) -> Decision {
+        let database = self.database();
         Decision {
             verdict,
             reason,
@@ -136,7 +148,7 @@ impl<'a> Evidence<'a> {
             standby: None,
             replicas: Vec::new(),
             warnings: self.warnings,
-            database: None,
+            database,
             all_misconfigured: false,
         }
     }

@@ -665,3 +665,18 @@ fn the_decision_carries_the_database_identity() {
     let d = decide(&cluster(3), &healthy_on(1));
     assert_eq!(d.database.as_deref(), Some("7712154790783901088"));
 }
+
+#[test]
+fn the_database_is_known_without_a_confirmed_primary_when_the_nodes_agree() {
+    let o = vec![down("pg1"), down("pg2")];
+    assert_eq!(decide(&cluster(3), &o).database, None, "nobody answered");
+    let mut o = healthy_on(1);
+    o[0] = down("pg1");
+    let d = decide(&cluster(3), &o);
+    assert_eq!(d.verdict, Verdict::NoPrimary);
+    assert_eq!(d.database.as_deref(), Some("7712154790783901088"));
+    if let Ok(s) = &mut o[1].patroni {
+        s.database_system_identifier = Some("1".into());
+    }
+    assert_eq!(decide(&cluster(3), &o).database, None, "nodes that disagree say nothing");
+}
