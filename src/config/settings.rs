@@ -49,6 +49,10 @@ pub struct PatroniSettings {
     /// Deadline for polling all nodes of a cluster; nodes not done by then count as unreachable.
     #[serde(default = "default_poll_deadline", with = "humantime_serde")]
     pub poll_deadline: Duration,
+    /// Once the answers so far confirm a primary, how much longer the other nodes get before
+    /// they count as not having answered: no hung node delays a decision by more.
+    #[serde(default = "default_straggler_grace", with = "humantime_serde")]
+    pub straggler_grace: Duration,
     /// HTTPS to Patroni's REST API with a private CA and, optionally, a client certificate.
     #[serde(default)]
     pub tls: Option<TlsSettings>,
@@ -60,12 +64,16 @@ fn default_request_timeout() -> Duration {
 fn default_poll_deadline() -> Duration {
     Duration::from_secs(5)
 }
+fn default_straggler_grace() -> Duration {
+    Duration::from_millis(100)
+}
 
 impl Default for PatroniSettings {
     fn default() -> Self {
         PatroniSettings {
             request_timeout: default_request_timeout(),
             poll_deadline: default_poll_deadline(),
+            straggler_grace: default_straggler_grace(),
             tls: None,
         }
     }

@@ -276,7 +276,10 @@ mod tests {
             .collect();
         tf.sort_unstable();
         watched.sort_unstable();
-        assert_eq!(tf, watched, "template.yaml and deploy/terraform alarm on the same metrics");
+        assert_eq!(
+            tf, watched,
+            "template.yaml and deploy/terraform alarm on the same metrics"
+        );
     }
 
     #[test]

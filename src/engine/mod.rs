@@ -14,8 +14,11 @@
 //! tests against the in-memory AWS ([`tests`]).
 
 mod assemble;
+mod callback;
+mod evidence;
 mod mark;
 mod observe;
+pub mod pollers;
 mod prepare;
 mod records;
 mod settings;
@@ -29,7 +32,6 @@ use std::time::Instant;
 
 use futures_util::future::BoxFuture;
 use futures_util::{StreamExt, stream};
-use tracing::info;
 
 use crate::adapters::elb_sdk::SdkElb;
 use crate::adapters::patroni_http::{ClientBuildError, HttpPatroni};
@@ -40,7 +42,9 @@ use crate::clock::{Clock, SystemClock, millis_since};
 use crate::config::{ClusterConfig, Config};
 use crate::domain::aws::TargetType;
 use crate::domain::decide::decide;
+use crate::domain::patroni::NodeObservation;
 use crate::domain::report::{Mode, Report};
+pub use evidence::Board;
 
 /// How many clusters are worked on at once (each polls all its nodes concurrently).
 const CLUSTER_CONCURRENCY: usize = 16;
@@ -76,6 +80,9 @@ pub struct Router {
     config: Config,
     ports: Ports,
     memory: Memory,
+    /// The latest answer of every node, kept by pollers (`watch`, `serve`); `None`: each run
+    /// polls.
+    board: Option<Arc<Board>>,
 }
 
 impl Router {
@@ -95,7 +102,19 @@ impl Router {
             config,
             ports,
             memory: Memory::default(),
+            board: None,
         }
+    }
+
+    /// Runs read the nodes' latest answers from `board` (kept fresh by [`pollers`]) instead
+    /// of polling.
+    pub fn with_board(mut self, board: Arc<Board>) -> Router {
+        self.board = Some(board);
+        self
+    }
+
+    pub fn board(&self) -> Option<&Arc<Board>> {
+        self.board.as_ref()
     }
 
     pub fn config(&self) -> &Config {
@@ -125,15 +144,24 @@ impl Router {
 
     /// Run once over every cluster, or only `scope`.
     pub async fn run(&self, mode: Mode, scope: Option<&str>) -> Result<Report, ReconcileError> {
+        self.run_clusters(mode, self.clusters(scope)?, None).await
+    }
+
+    /// A run over `clusters`; `given`: what the nodes of the (only) cluster already answered.
+    async fn run_clusters(
+        &self,
+        mode: Mode,
+        clusters: Vec<&ClusterConfig>,
+        given: Option<Vec<NodeObservation>>,
+    ) -> Result<Report, ReconcileError> {
         let started = Instant::now();
-        let clusters = self.clusters(scope)?;
         let shared = observe::shared_reads(self, &clusters, mode).await;
         let shared = &shared;
         // Boxed as `Send` one by one: a closure-built stream of futures over borrowed clusters
         // trips the compiler's higher-ranked lifetime check and loses `Send` for the run.
         let work: Vec<BoxFuture<'_, prepare::Prepared<'_>>> = clusters
             .into_iter()
-            .map(|c| Box::pin(self.work_on(c, mode, shared)) as BoxFuture<'_, _>)
+            .map(|c| Box::pin(self.work_on(c, mode, shared, given.clone())) as BoxFuture<'_, _>)
             .collect();
         let mut prepared: Vec<prepare::Prepared> = stream::iter(work)
             .buffer_unordered(CLUSTER_CONCURRENCY)
@@ -159,8 +187,14 @@ impl Router {
         cluster: &'a ClusterConfig,
         mode: Mode,
         shared: &observe::SharedReads,
+        given: Option<Vec<NodeObservation>>,
     ) -> prepare::Prepared<'a> {
-        let mut p = self.prepare(cluster, shared).await;
+        let started = Instant::now();
+        let observations = match given {
+            Some(o) => o,
+            None => evidence::observe(self, cluster).await,
+        };
+        let mut p = self.prepare(cluster, started, observations, shared).await;
         if mode == Mode::Reconcile {
             targets::apply(self, &mut p).await;
         } else {
@@ -174,10 +208,10 @@ impl Router {
     async fn prepare<'a>(
         &self,
         cluster: &'a ClusterConfig,
+        started: Instant,
+        observations: Vec<NodeObservation>,
         shared: &observe::SharedReads,
     ) -> prepare::Prepared<'a> {
-        let started = Instant::now();
-        let observations = observe::poll(self, cluster).await;
         let decision = decide(cluster, &observations);
         assemble::log_decision(cluster, &decision, &observations);
         let aws = observe::read_cluster(self, cluster, shared).await;
@@ -187,43 +221,5 @@ impl Router {
             tags: &shared.tags,
         };
         prepare::prepare(cluster, started, &observations, decision, aws, &ctx)
-    }
-
-    /// After a Patroni callback: the DCS may still show the old state for a moment, so poll
-    /// (every `confirm_interval`, at most `confirm_timeout`) until a primary is confirmed, and
-    /// if the callback said a node became leader, until that node is the confirmed one. The
-    /// callback only decides how long to look; routing always follows what Patroni confirms.
-    /// Then reconcile the cluster.
-    pub async fn run_after_callback(
-        &self,
-        scope: &str,
-        claimed_leader: Option<&str>,
-    ) -> Result<Report, ReconcileError> {
-        let cluster = self.clusters(Some(scope))?[0];
-        let settings = &self.config.webhook;
-        let started = Instant::now();
-        let mut polls = 0u32;
-        loop {
-            polls += 1;
-            let decision = decide(cluster, &observe::poll(self, cluster).await);
-            let settled = match (decision.primary(), claimed_leader) {
-                (Some(p), Some(claimed)) => p == claimed,
-                (Some(_), None) => true,
-                (None, _) => false,
-            };
-            if settled || started.elapsed() + settings.confirm_interval > settings.confirm_timeout {
-                info!(
-                    scope,
-                    polls,
-                    waited_ms = millis_since(started),
-                    settled,
-                    decision = %decision.kind(),
-                    "callback: done waiting for confirmation"
-                );
-                break;
-            }
-            tokio::time::sleep(settings.confirm_interval).await;
-        }
-        self.run(Mode::Reconcile, Some(scope)).await
     }
 }

@@ -1,6 +1,6 @@
-//! Observe: poll a cluster's Patroni nodes under the poll deadline, and read what AWS holds —
-//! first the reads shared by all clusters of a run (target-group types, cached per process;
-//! whole zones holding several records), then each cluster's own.
+//! Observe AWS: first the reads shared by all clusters of a run (target-group types and tags,
+//! cached per process; whole zones holding several records), then each cluster's own. (What
+//! Patroni says is gathered by [`super::evidence`].)
 
 use std::collections::{HashMap, HashSet};
 
@@ -11,31 +11,10 @@ use crate::adapters::{AwsError, Tags, elb_batch};
 use crate::config::{ClusterConfig, DnsConfig, TargetGroupConfig};
 use crate::domain::aws::{DnsState, Endpoint, RecordSet, TargetGroupState, TargetType};
 use crate::domain::drift::HealthCheck;
-use crate::domain::patroni::{NodeObservation, PollError};
 use crate::domain::report::Mode;
 
 /// From this many records in one zone on, one paginated read of the zone beats one read each.
 const WHOLE_ZONE_READ_FROM: usize = 3;
-
-/// Every configured node of `cluster` at once; one observation per node in config order. A
-/// node not done by the poll deadline is reported as timed out.
-pub(super) async fn poll(router: &Router, cluster: &ClusterConfig) -> Vec<NodeObservation> {
-    let deadline = router.config.patroni.poll_deadline;
-    let patroni = &*router.ports.patroni;
-    join_all(cluster.nodes.iter().map(|node| async move {
-        match tokio::time::timeout(deadline, patroni.observe(node)).await {
-            Ok(obs) => obs,
-            Err(_) => NodeObservation::failed(
-                &node.name,
-                PollError::Timeout(format!(
-                    "poll deadline of {} passed",
-                    humantime::format_duration(deadline)
-                )),
-            ),
-        }
-    }))
-    .await
-}
 
 /// Reads shared by all clusters of a run, done before the clusters are worked on.
 pub(super) struct SharedReads {

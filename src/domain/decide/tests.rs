@@ -678,5 +678,9 @@ fn the_database_is_known_without_a_confirmed_primary_when_the_nodes_agree() {
     if let Ok(s) = &mut o[1].patroni {
         s.database_system_identifier = Some("1".into());
     }
-    assert_eq!(decide(&cluster(3), &o).database, None, "nodes that disagree say nothing");
+    assert_eq!(
+        decide(&cluster(3), &o).database,
+        None,
+        "nodes that disagree say nothing"
+    );
 }

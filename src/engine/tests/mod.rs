@@ -1,6 +1,7 @@
 //! The engine's safety rules as unit tests: the real engine over the in-memory AWS (with
 //! injected failures) and the fake Patroni's in-memory face. No moto, no network.
 
+mod evidence;
 mod fence;
 mod race;
 mod records;
