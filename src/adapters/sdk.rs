@@ -10,8 +10,9 @@ use aws_sdk_elasticloadbalancingv2::error::ProvideErrorMetadata;
 use super::AwsError;
 use crate::config::AwsSettings;
 
-/// An [`AwsError`] from any SDK error: keeps AWS's code and message, falls back to the
-/// readable error chain.
+/// An [`AwsError`] from any SDK error: AWS's code and message when AWS answered; else (the
+/// call never reached AWS) one short sentence on what is missing and what to do, not the
+/// SDK's debug structures.
 pub fn from_sdk<E>(operation: &'static str, resource: &str, err: &E) -> AwsError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
@@ -21,9 +22,50 @@ where
             Some(c) => format!("{c}: {m}"),
             None => m.to_string(),
         },
-        None => crate::error_chain::one_line(err),
+        None => unanswered(&crate::error_chain::one_line(err)),
     };
     AwsError::new(operation, resource, err.code(), message)
+}
+
+/// Why a call got no answer from AWS, and the fix, from the error chain's text.
+fn unanswered(chain: &str) -> String {
+    let lower = chain.to_ascii_lowercase();
+    let cause = short(chain);
+    if lower.contains("credential") || lower.contains("failedtoloadtoken") {
+        format!(
+            "no usable AWS credentials ({cause}): set AWS_PROFILE, or AWS_ACCESS_KEY_ID and \
+             AWS_SECRET_ACCESS_KEY, or run with an instance, task or Lambda role"
+        )
+    } else if lower.contains("region") {
+        format!("no AWS region ({cause}): set AWS_REGION, or a region in the AWS profile")
+    } else {
+        format!(
+            "AWS did not answer ({cause}): check the network path to the ELBv2 and Route 53 \
+             APIs (NAT gateway or VPC endpoints), and `aws.endpoint_url` if set"
+        )
+    }
+}
+
+/// The innermost readable part of an error chain, without debug structures, at most ~160
+/// characters.
+fn short(chain: &str) -> String {
+    // Debug structures: braces, or a type name right before a parenthesis (`Error(`).
+    let debug = |p: &str| {
+        p.contains('{')
+            || p.as_bytes()
+                .windows(2)
+                .any(|w| w[0].is_ascii_alphabetic() && w[1] == b'(')
+    };
+    let readable: Vec<&str> = chain
+        .split(": ")
+        .filter(|p| !p.is_empty() && !debug(p))
+        .collect();
+    let last = readable.last().copied().unwrap_or(chain);
+    let mut s: String = last.chars().take(160).collect();
+    if s.len() < last.len() {
+        s.push('…');
+    }
+    s
 }
 
 /// The SDK clients, built once per process (Lambda: once per cold start).
@@ -57,5 +99,41 @@ impl AwsClients {
             elb: aws_sdk_elasticloadbalancingv2::Client::new(&shared),
             route53: aws_sdk_route53::Client::new(&shared),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn calls_that_never_reached_aws_say_what_is_missing_in_one_short_sentence() {
+        let creds = "dispatch failure: other: the credential provider was not enabled: no \
+                     providers in chain provided credentials";
+        let m = unanswered(creds);
+        assert!(
+            m.starts_with("no usable AWS credentials") && m.contains("AWS_PROFILE"),
+            "{m}"
+        );
+        let imds = format!(
+            "dispatch failure: other: FailedToLoadToken(FailedToLoadToken {{ source: \
+             ResponseError {{ raw: Response {{ status: StatusCode(403), headers: {} }} }} }})",
+            "x".repeat(900)
+        );
+        let m = unanswered(&imds);
+        assert!(m.len() < 400, "{} characters: {m}", m.len());
+        assert!(!m.contains("StatusCode"), "{m}");
+        let m = unanswered("dispatch failure: other: missing signing region");
+        assert!(
+            m.starts_with("no AWS region") && m.contains("AWS_REGION"),
+            "{m}"
+        );
+        let m = unanswered(
+            "dispatch failure: io error: error trying to connect: Connection refused (os error 111)",
+        );
+        assert!(
+            m.contains("Connection refused") && m.contains("NAT gateway"),
+            "{m}"
+        );
     }
 }

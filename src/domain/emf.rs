@@ -129,74 +129,47 @@ pub fn namespace_from_env() -> String {
 mod tests {
     use super::*;
     use crate::domain::aws::Endpoint;
-    use crate::domain::decide::{Decision, Verdict};
-    use crate::domain::report::{Action, ChangeReport, ClusterError, NodeReport, Routing};
-
-    fn node(name: &str, lag: Option<Lag>) -> NodeReport {
-        NodeReport {
-            name: name.into(),
-            address: "10.0.1.10".into(),
-            reachable: true,
-            role: None,
-            state: None,
-            timeline: None,
-            lag,
-            routed_by: vec![],
-            patroni_error: None,
-            cluster_error: None,
-        }
-    }
+    use crate::domain::decide::Verdict;
+    use crate::domain::report::{Action, ChangeReport, ClusterError};
+    use crate::testkit::reports::cluster_report;
 
     fn report(verdict: Verdict) -> ClusterReport {
-        ClusterReport {
-            scope: "pgha".into(),
-            decision: Decision {
-                verdict,
-                reason: "test".into(),
-                stale_primaries: vec!["pg3".into()],
-                misconfigured: Default::default(),
-                standby: None,
-                replicas: vec![],
-                warnings: vec![],
-                database: None,
-                all_misconfigured: false,
-            },
-            primary_moved: true,
-            read_set: Some(vec!["pg2".into(), "pg3".into()]),
-            nodes: vec![
-                node("pg1", None),
-                node("pg2", Some(Lag::Bytes(4096))),
-                node("pg3", Some(Lag::Unknown)),
-            ],
-            routing: Routing::default(),
-            changes: vec![
-                ChangeReport {
-                    resource: "arn".into(),
-                    endpoint: Endpoint::Writer,
-                    action: Action::Register,
-                    target: "i-1:5432".into(),
-                    node: Some("pg1".into()),
-                    status: ChangeStatus::Applied,
-                    error: None,
-                },
-                ChangeReport {
-                    resource: "arn".into(),
-                    endpoint: Endpoint::Writer,
-                    action: Action::Deregister,
-                    target: "i-2:5432".into(),
-                    node: Some("pg2".into()),
-                    status: ChangeStatus::Failed,
-                    error: Some("throttled".into()),
-                },
-            ],
-            drift: vec![],
-            left_alone: vec![],
-            errors: vec![ClusterError::Blocked {
-                resource: "target group pg".into(),
-                reason: "deregister failed".into(),
-            }],
-            duration_ms: 42,
-        }
+        let mut r = cluster_report(verdict);
+        r.decision.stale_primaries = vec!["pg3".into()];
+        r.primary_moved = true;
+        r.read_set = Some(vec!["pg2".into(), "pg3".into()]);
+        r.nodes[1].lag = Some(Lag::Bytes(4096));
+        let change = |action, target: &str, node: &str, status, error: Option<&str>| ChangeReport {
+            resource: "arn".into(),
+            endpoint: Endpoint::Writer,
+            action,
+            target: target.into(),
+            node: Some(node.into()),
+            status,
+            error: error.map(str::to_string),
+        };
+        r.changes = vec![
+            change(
+                Action::Register,
+                "i-1:5432",
+                "pg1",
+                ChangeStatus::Applied,
+                None,
+            ),
+            change(
+                Action::Deregister,
+                "i-2:5432",
+                "pg2",
+                ChangeStatus::Failed,
+                Some("throttled"),
+            ),
+        ];
+        r.errors = vec![ClusterError::Blocked {
+            resource: "target group pg".into(),
+            reason: "deregister failed".into(),
+        }];
+        r.duration_ms = 42;
+        r
     }
 
     #[test]

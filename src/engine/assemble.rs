@@ -144,6 +144,7 @@ pub(super) fn finish(p: Prepared<'_>) -> ClusterReport {
         changes: p.changes,
         drift: p.drift,
         errors: p.errors,
+        decided_ms: p.decided_ms,
         duration_ms: millis_since(p.started),
     };
     report.primary_moved = report.moved_primary();

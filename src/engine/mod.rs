@@ -213,6 +213,10 @@ impl Router {
         shared: &observe::SharedReads,
     ) -> prepare::Prepared<'a> {
         let decision = decide(cluster, &observations);
+        let timing = prepare::Timing {
+            started,
+            decided_ms: millis_since(started),
+        };
         assemble::log_decision(cluster, &decision, &observations);
         let aws = observe::read_cluster(self, cluster, shared).await;
         let ctx = mark::Context {
@@ -220,6 +224,6 @@ impl Router {
             at_ms: u64::try_from(self.ports.clock.since_epoch().as_millis()).unwrap_or(u64::MAX),
             tags: &shared.tags,
         };
-        prepare::prepare(cluster, started, &observations, decision, aws, &ctx)
+        prepare::prepare(cluster, timing, &observations, decision, aws, &ctx)
     }
 }

@@ -18,6 +18,7 @@ use crate::domain::report::{ChangeReport, ClusterError, DriftReport, NodeReport,
 pub(super) struct Prepared<'a> {
     pub cluster: &'a ClusterConfig,
     pub started: Instant,
+    pub decided_ms: u64,
     pub decision: Decision,
     pub nodes: Vec<NodeReport>,
     pub routing: Routing,
@@ -56,9 +57,15 @@ fn blocked(resource: String, reason: &str) -> ClusterError {
     }
 }
 
+/// When the run of a cluster started, and when it had decided (ms).
+pub(super) struct Timing {
+    pub started: Instant,
+    pub decided_ms: u64,
+}
+
 pub(super) fn prepare<'a>(
     cluster: &'a ClusterConfig,
-    started: Instant,
+    timing: Timing,
     observations: &[NodeObservation],
     decision: Decision,
     aws: AwsView<'_>,
@@ -108,7 +115,8 @@ pub(super) fn prepare<'a>(
     let nodes = node_reports(cluster, observations, &routing);
     let mut p = Prepared {
         cluster,
-        started,
+        started: timing.started,
+        decided_ms: timing.decided_ms,
         decision,
         nodes,
         routing,

@@ -17,8 +17,11 @@ pub fn init(format: LogFormat, default_level: &str) {
              aws_sdk_elasticloadbalancingv2=warn,hyper=warn,reqwest=warn,rustls=warn"
         ))
     });
+    // Colours only for a person at a terminal: never escape codes in a file, pipe or journal.
+    let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(terminal && format == LogFormat::Text)
         .with_writer(std::io::stderr);
     // try_init: a second init (tests, embedding) keeps the first subscriber instead of panicking.
     let _ = match format {

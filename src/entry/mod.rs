@@ -6,3 +6,4 @@ pub mod lambda;
 pub mod logging;
 pub mod notify;
 pub mod serve;
+pub mod service;

@@ -3,6 +3,7 @@
 //! configs, Patroni answers and observations.
 
 pub mod fake_patroni;
+pub mod reports;
 
 use crate::config::{ClusterConfig, Config};
 use crate::domain::patroni::{

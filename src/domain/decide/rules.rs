@@ -73,6 +73,23 @@ impl<'a> Evidence<'a> {
         self.obs.iter().copied().find(|o| o.name == name)
     }
 
+    /// Each trusted node's /cluster error, in short: `pg1: timed out (…); pg2: …`.
+    fn why_no_view(&self) -> String {
+        let parts: Vec<String> = self
+            .trusted()
+            .filter_map(|o| {
+                let e = o.cluster.as_ref().err()?.to_string();
+                let short: String = e.chars().take(80).collect();
+                Some(format!("{}: {short}", o.name))
+            })
+            .collect();
+        if parts.is_empty() {
+            "no configured node was asked".to_string()
+        } else {
+            parts.join("; ")
+        }
+    }
+
     /// The role that leads this cluster: a standby cluster's leader is `standby_leader`.
     fn leader_role(&self) -> &'static str {
         if self.cluster.standby_cluster {
@@ -182,7 +199,7 @@ pub(super) fn every_answer_misconfigured(ev: &Evidence<'_>) -> Option<Refusal> {
 pub(super) fn confirm(ev: &mut Evidence<'_>) -> Result<Confirmed, Refusal> {
     let (named, views) = leader_votes(ev)?;
     collect_unknown_members(ev);
-    let candidate = single_candidate(&named, views)?;
+    let candidate = single_candidate(&named, views, &ev.why_no_view())?;
     candidate_is_ours(ev, &candidate)?;
     candidate_role_fits_cluster(ev, &candidate)?;
     let status = candidate_confirms_itself(ev, &candidate)?;
@@ -277,14 +294,15 @@ fn collect_unknown_members(ev: &mut Evidence<'_>) {
 }
 
 /// Rule 2, the count: exactly one leader named; none is no primary, several disagree.
-fn single_candidate(named: &Votes, views: usize) -> Result<String, Refusal> {
+/// `why_no_view`: what the nodes said instead of a view, for when none answered.
+fn single_candidate(named: &Votes, views: usize, why_no_view: &str) -> Result<String, Refusal> {
     let mut leaders = named.keys();
     match (leaders.next(), leaders.next()) {
         (Some(one), None) => Ok(one.clone()),
-        (None, _) if views == 0 => Err(no_primary(
-            "no node answered /cluster (Patroni unreachable or its DCS down): routing unchanged"
-                .to_string(),
-        )),
+        (None, _) if views == 0 => Err(no_primary(format!(
+            "no node answered /cluster (Patroni unreachable or its DCS down: {why_no_view}): \
+             routing unchanged"
+        ))),
         (None, _) => Err(no_primary(format!(
             "{views} /cluster view(s) name no leader (failover in progress or no leader lock): \
              routing unchanged"

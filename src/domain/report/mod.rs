@@ -145,6 +145,9 @@ pub struct ClusterReport {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub left_alone: Vec<String>,
     pub errors: Vec<ClusterError>,
+    /// From the start of the cluster's run to its decision (asking Patroni, deciding).
+    pub decided_ms: u64,
+    /// The whole run of the cluster, AWS calls and their retries included.
     pub duration_ms: u64,
 }
 

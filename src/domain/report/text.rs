@@ -44,7 +44,11 @@ fn cluster_block(out: &mut String, c: &ClusterReport) {
         Some(p) => format!("primary {p}"),
         None => c.decision.kind().as_str().replace('_', " "),
     };
-    let _ = writeln!(out, "{}: {} ({} ms)", c.scope, head, c.duration_ms);
+    let _ = writeln!(
+        out,
+        "{}: {} (decided in {} ms; {} ms with AWS)",
+        c.scope, head, c.decided_ms, c.duration_ms
+    );
     let _ = writeln!(out, "  why: {}", c.decision.reason);
     for (node, why) in &c.decision.misconfigured {
         let _ = writeln!(out, "  misconfigured: {node}: {why}");

@@ -11,6 +11,7 @@ use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use serde_json::{Value, json};
+use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
 use tracing::{error, warn};
 
 use super::App;
@@ -23,12 +24,19 @@ const READ_LIMIT: usize = 4 * MAX_BODY;
 const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub fn routes(app: Arc<App>) -> axum::Router {
+    // A webhook waits for Patroni to confirm (at most `confirm_timeout`), then for one run.
+    let request_timeout = app.router.config().webhook.confirm_timeout + Duration::from_secs(30);
     axum::Router::new()
         .route("/webhook", any(post_webhook))
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .fallback(not_found)
+        .layer(RequestBodyTimeoutLayer::new(BODY_TIMEOUT))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            request_timeout,
+        ))
         .with_state(app)
 }
 
@@ -65,16 +73,13 @@ async fn handle_webhook(app: &App, method: Method, headers: HeaderMap, body: Bod
         warn!(status = r.status(), reason = %r, "webhook rejected");
         return (r.status(), r.body());
     }
-    let read = tokio::time::timeout(BODY_TIMEOUT, to_bytes(body, READ_LIMIT)).await;
-    let Ok(read) = read else {
-        warn!(status = 408, "webhook rejected: body not received in time");
-        return (
-            408,
-            json!({"error": format!("the body did not arrive within {}s", BODY_TIMEOUT.as_secs())}),
-        );
-    };
-    let body = match read {
+    let body = match to_bytes(body, READ_LIMIT).await {
         Ok(b) => b,
+        Err(e) if is_body_timeout(&e) => {
+            warn!(status = 408, "webhook rejected: body not received in time");
+            let why = format!("the body did not arrive within {}s", BODY_TIMEOUT.as_secs());
+            return (408, json!({ "error": why }));
+        }
         Err(e) => {
             // Over the limit without a Content-Length, or the client went away.
             let r = Rejection::TooLarge(declared.unwrap_or(READ_LIMIT + 1));
@@ -122,6 +127,18 @@ async fn handle_webhook(app: &App, method: Method, headers: HeaderMap, body: Bod
     }
 }
 
+/// tower-http's body timeout, as the error reading the body carries it.
+fn is_body_timeout(e: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = source {
+        if s.is::<tower_http::timeout::TimeoutError>() {
+            return true;
+        }
+        source = s.source();
+    }
+    false
+}
+
 async fn metrics(State(app): State<Arc<App>>) -> Response {
     (
         StatusCode::OK,
@@ -136,15 +153,9 @@ async fn healthz() -> Response {
 }
 
 async fn readyz(State(app): State<Arc<App>>) -> Response {
-    let stale = app.health.stale();
-    let max_age = app.health.max_age().as_secs_f64();
-    if stale.is_empty() {
-        json_response(200, &json!({"ready": true, "max_age_seconds": max_age}))
-    } else {
-        json_response(
-            503,
-            &json!({"ready": false, "max_age_seconds": max_age, "stale": stale}),
-        )
+    match app.health.not_ready(std::time::Instant::now()) {
+        None => json_response(200, &json!({"ready": true})),
+        Some(n) => json_response(503, &json!({"ready": false, "reason": n.reason})),
     }
 }
 

@@ -292,65 +292,21 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::decide::{Decision, Verdict};
-    use crate::domain::report::{ClusterError, NodeReport, Routing};
-
-    fn node(name: &str, lag: Option<Lag>) -> NodeReport {
-        NodeReport {
-            name: name.into(),
-            address: "10.0.0.1".into(),
-            reachable: true,
-            role: None,
-            state: None,
-            timeline: None,
-            lag,
-            routed_by: vec![],
-            patroni_error: None,
-            cluster_error: None,
-        }
-    }
+    use crate::domain::decide::Verdict;
+    use crate::domain::report::ClusterError;
+    use crate::testkit::reports::{cluster_report, confirmed};
 
     fn report(verdict: Verdict, errors: &[&str]) -> ClusterReport {
-        ClusterReport {
-            scope: "pgha".into(),
-            decision: Decision {
-                verdict,
-                reason: String::new(),
-                stale_primaries: vec![],
-                misconfigured: Default::default(),
-                standby: None,
-                replicas: vec![],
-                warnings: vec![],
-                database: None,
-                all_misconfigured: false,
-            },
-            primary_moved: false,
-            read_set: None,
-            nodes: vec![
-                node("pg1", None),
-                node("pg2", Some(Lag::Bytes(1234))),
-                node("pg3", Some(Lag::Unknown)),
-            ],
-            routing: Routing::default(),
-            changes: vec![],
-            drift: vec![],
-            left_alone: vec![],
-            errors: errors
-                .iter()
-                .map(|e| ClusterError::Blocked {
-                    resource: "x".into(),
-                    reason: e.to_string(),
-                })
-                .collect(),
-            duration_ms: 12,
-        }
-    }
-
-    fn confirmed(primary: &str) -> Verdict {
-        Verdict::Confirmed {
-            primary: primary.into(),
-            timeline: Some(1),
-        }
+        let mut r = cluster_report(verdict);
+        r.decision.reason = String::new();
+        r.errors = errors
+            .iter()
+            .map(|e| ClusterError::Blocked {
+                resource: "x".into(),
+                reason: e.to_string(),
+            })
+            .collect();
+        r
     }
 
     #[test]

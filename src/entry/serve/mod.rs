@@ -1,39 +1,38 @@
 //! `patroni-router serve`: the router as a long-running service (ECS, EKS, a systemd unit, the
-//! local demo). One more entry point over the same reconcile path as the CLI and the Lambda:
+//! local demo). The long-running router of [`crate::entry::service`] (pollers, a worker per
+//! cluster) behind an HTTP front door:
 //!
-//! - [`scheduler`]: a worker per cluster (the watch loop at `--interval`, and an immediate run
-//!   on a valid webhook); runs of one cluster never overlap, clusters run in parallel up to
-//!   `--max-parallel`;
-//! - [`http`]: `POST /webhook`, `GET /metrics`, `GET /healthz`, `GET /readyz`;
+//! - [`door`]: hyper with a header-read timeout, a connection cap fitted into the open-files
+//!   limit, a bounded graceful shutdown;
+//! - [`http`]: `POST /webhook`, `GET /metrics`, `GET /healthz`, `GET /readyz` (tower-http
+//!   request and body timeouts);
 //! - [`metrics`]: the Prometheus metrics, derived from each run's report;
-//! - [`ready`]: readiness, from each cluster's last successful reconcile.
+//! - [`ready`]: readiness — this process takes webhooks and reaches its dependencies.
 //!
-//! On shutdown (SIGTERM/SIGINT in the CLI) no new connection is accepted, the runs in flight
-//! finish, then `run` returns.
+//! On shutdown (SIGTERM/SIGINT in the CLI) no new connection is accepted, idle ones close, the
+//! runs in flight finish, then `run` returns.
 
+pub mod door;
 pub mod http;
 pub mod metrics;
 pub mod ready;
-pub mod scheduler;
 
-use std::future::{Future, IntoFuture};
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::watch;
 use tracing::{debug, error, info, warn};
 
 use crate::clock::{Clock, SystemClock};
-use crate::domain::report::{ClusterReport, Mode, Report};
-use crate::engine::Router;
+use crate::domain::report::{ClusterReport, Report};
+use crate::engine::{ReconcileError, Router};
+use crate::entry::service::scheduler::{Scheduler, Trigger};
+use crate::entry::service::{self, Hooks, Outcome};
 use crate::webhook::{Auth, Verifier};
 use metrics::Metrics;
 use ready::Health;
-use scheduler::{Runner, Scheduler, Trigger};
-
-/// What a webhook waiting for a run gets: the report, or why there is none.
-pub type Outcome = Result<Arc<Report>, String>;
 
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -42,8 +41,12 @@ pub struct Options {
     pub interval: Duration,
     /// How many clusters are reconciled at once.
     pub max_parallel: usize,
-    /// Ready while every cluster's last successful reconcile is at most this many intervals old.
+    /// Not ready once AWS has been unreachable for this many intervals.
     pub ready_after: u32,
+    /// The most HTTP connections open at once (fitted into the open-files limit).
+    pub max_connections: usize,
+    /// A client must send its request head within this (and not idle longer between requests).
+    pub header_read_timeout: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -54,13 +57,8 @@ pub enum ServeError {
          ROUTER_WEBHOOK_SECRET or ROUTER_WEBHOOK_SECRET_FILE instead"
     )]
     IamAuth,
-    #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
-    #[error("serving HTTP: {0}")]
-    Http(std::io::Error),
+    #[error("cannot listen on {addr}: {message}")]
+    Bind { addr: SocketAddr, message: String },
 }
 
 /// What the HTTP handlers share.
@@ -70,49 +68,35 @@ pub struct App {
     pub scheduler: Arc<Scheduler<Outcome>>,
     pub metrics: Arc<Metrics>,
     pub health: Arc<Health>,
+    pub door: Arc<door::Counters>,
 }
 
-/// The runner of the real service: the one reconcile path, then metrics, readiness and logs.
-struct Live {
-    router: Arc<Router>,
+/// After each run: metrics, readiness, a log line.
+struct ServeHooks {
     metrics: Arc<Metrics>,
     health: Arc<Health>,
 }
 
-impl Runner for Live {
-    type Output = Outcome;
-
-    async fn run(&self, scope: &str, trigger: &Trigger) -> Outcome {
-        let started = Instant::now();
-        let result = match trigger {
-            Trigger::Timer => self.router.run(Mode::Reconcile, Some(scope)).await,
-            Trigger::Webhook { claimed_leader } => {
-                self.router
-                    .run_after_callback(scope, claimed_leader.as_deref())
-                    .await
-            }
-        };
-        let secs = started.elapsed().as_secs_f64();
+impl Hooks for ServeHooks {
+    fn ran(
+        &self,
+        scope: &str,
+        trigger: &Trigger,
+        result: &Result<Report, ReconcileError>,
+        secs: f64,
+    ) {
         match result {
             Ok(report) => {
+                let now = SystemClock.since_epoch().as_secs_f64();
                 for c in &report.clusters {
-                    let o = self.metrics.record(
-                        c,
-                        trigger.label(),
-                        secs,
-                        SystemClock.since_epoch().as_secs_f64(),
-                    );
-                    if o.success {
-                        self.health.succeeded(&c.scope);
-                    }
+                    let o = self.metrics.record(c, trigger.label(), secs, now);
+                    self.health.ran(c);
                     log_run(c, trigger, o.primary_changed);
                 }
-                Ok(Arc::new(report))
             }
             Err(e) => {
                 self.metrics.record_failure(scope, trigger.label());
                 error!(scope, trigger = trigger.label(), error = %e, "reconcile failed");
-                Err(e.to_string())
             }
         }
     }
@@ -124,7 +108,7 @@ fn log_run(c: &ClusterReport, trigger: &Trigger, primary_changed: bool) {
     if !c.errors.is_empty() {
         warn!(scope = %c.scope, trigger = trigger.label(), decision = %c.decision.kind(),
               primary = c.decision.primary(), changes, errors = ?c.errors, "reconciled with errors");
-    } else if changes > 0 || primary_changed || matches!(trigger, Trigger::Webhook { .. }) {
+    } else if changes > 0 || primary_changed || !matches!(trigger, Trigger::Timer) {
         info!(scope = %c.scope, trigger = trigger.label(), decision = %c.decision.kind(),
               primary = c.decision.primary(), changes, duration_ms = c.duration_ms, "reconciled");
     } else {
@@ -158,46 +142,55 @@ pub async fn run(
         .collect();
     let listener = tokio::net::TcpListener::bind(opts.listen)
         .await
-        .map_err(|source| ServeError::Bind {
+        .map_err(|e| ServeError::Bind {
             addr: opts.listen,
-            source,
+            message: e.to_string(),
         })?;
-    let router = Arc::new(router);
     let metrics = Arc::new(Metrics::new(&scopes));
-    let health = Arc::new(Health::new(
-        scopes.clone(),
-        opts.interval.saturating_mul(opts.ready_after),
-    ));
+    let health = Arc::new(Health::new(opts.interval.saturating_mul(opts.ready_after)));
     let (stop, stopped) = watch::channel(false);
-    let runner = Arc::new(Live {
-        router: Arc::clone(&router),
+    let hooks = Arc::new(ServeHooks {
         metrics: Arc::clone(&metrics),
         health: Arc::clone(&health),
     });
-    let (scheduler, workers) =
-        Scheduler::start(&scopes, runner, opts.interval, opts.max_parallel, stopped);
+    let svc_opts = service::Options {
+        interval: opts.interval,
+        max_parallel: opts.max_parallel,
+    };
+    let svc = service::start(router, svc_opts, hooks, stopped);
+    let limits = door::Limits {
+        max_connections: door::fit_connections(opts.max_connections),
+        header_read_timeout: opts.header_read_timeout,
+        shutdown_grace: Duration::from_secs(5),
+    };
+    let counters = Arc::new(door::Counters::default());
     let app = Arc::new(App {
-        router,
+        router: svc.router,
         verifier,
-        scheduler,
+        scheduler: svc.scheduler,
         metrics,
-        health,
+        health: Arc::clone(&health),
+        door: Arc::clone(&counters),
     });
     info!(
         listen = %listener.local_addr().unwrap_or(opts.listen),
         clusters = scopes.len(),
         interval = %humantime::format_duration(opts.interval),
         max_parallel = opts.max_parallel,
-        ready_after = opts.ready_after,
+        max_connections = limits.max_connections,
         "serving: POST /webhook, GET /metrics, /healthz, /readyz"
     );
     let graceful = async move {
         shutdown.await;
+        health.shutting_down();
         info!("shutting down: no new connections; waiting for the runs in flight");
         let _ = stop.send(true);
     };
-    let server = axum::serve(listener, http::routes(app)).with_graceful_shutdown(graceful);
-    let (served, ()) = tokio::join!(server.into_future(), workers);
+    let routes = http::routes(app);
+    tokio::join!(
+        door::serve(listener, routes, limits, counters, graceful),
+        svc.tasks
+    );
     info!("stopped");
-    served.map_err(ServeError::Http)
+    Ok(())
 }

@@ -1,105 +1,152 @@
-//! Readiness: every cluster's last successful reconcile (a confirmed primary, no error) is at
-//! most `ready_after` intervals old. A cluster never reconciled successfully is not ready.
+//! Readiness: this process can take webhooks and reach its dependencies — it has finished a
+//! first run, is not shutting down, and AWS has not been unreachable (transport or credential
+//! failures, not AWS's answers) for longer than `max_age`. A cluster without a primary is not
+//! a reason: that is every normal failover, exactly when webhooks must get through; cluster
+//! health is in the metrics and alarms.
 
-use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-/// A cluster that makes the service not ready.
+use crate::domain::report::{ClusterError, ClusterReport};
+
+#[derive(Debug, Default)]
+struct State {
+    ran: bool,
+    shutting_down: bool,
+    /// Since when every AWS call has failed to reach AWS (`None`: it answers).
+    unreachable_since: Option<Instant>,
+    last_unreachable: Option<String>,
+}
+
+/// Why the process is not ready, as `/readyz` says it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Stale {
-    pub cluster: String,
-    /// Seconds since its last successful reconcile; `None`: none yet.
-    pub last_success_age_seconds: Option<f64>,
+pub struct NotReady {
+    pub reason: String,
 }
 
-/// Pure: the clusters whose last success is older than `max_age` (or missing), in `scopes`
-/// order. Empty: ready.
-pub fn stale(
-    scopes: &[String],
-    last_success: &HashMap<String, Instant>,
-    now: Instant,
-    max_age: Duration,
-) -> Vec<Stale> {
-    scopes
-        .iter()
-        .filter_map(|scope| {
-            let age = last_success
-                .get(scope)
-                .map(|t| now.saturating_duration_since(*t));
-            match age {
-                Some(a) if a <= max_age => None,
-                _ => Some(Stale {
-                    cluster: scope.clone(),
-                    last_success_age_seconds: age
-                        .map(|a| (a.as_secs_f64() * 1000.0).round() / 1000.0),
-                }),
-            }
-        })
-        .collect()
-}
-
-/// When each cluster last reconciled successfully.
 pub struct Health {
-    scopes: Vec<String>,
     max_age: Duration,
-    last_success: Mutex<HashMap<String, Instant>>,
+    state: Mutex<State>,
+}
+
+/// An AWS error that is the way to AWS failing (no answer from AWS at all).
+fn unreachable(e: &ClusterError) -> Option<String> {
+    match e {
+        ClusterError::Aws(a) if a.code.is_none() => Some(a.to_string()),
+        _ => None,
+    }
 }
 
 impl Health {
-    pub fn new(scopes: Vec<String>, max_age: Duration) -> Health {
+    pub fn new(max_age: Duration) -> Health {
         Health {
-            scopes,
             max_age,
-            last_success: Mutex::new(HashMap::new()),
+            state: Mutex::new(State::default()),
         }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     pub fn max_age(&self) -> Duration {
         self.max_age
     }
 
-    pub fn succeeded(&self, scope: &str) {
-        self.last_success
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(scope.to_string(), Instant::now());
+    /// A cluster's run finished: it ran, and whether it reached AWS.
+    pub fn ran(&self, report: &ClusterReport) {
+        let failure = report.errors.iter().find_map(unreachable);
+        let mut s = self.state();
+        s.ran = true;
+        match failure {
+            Some(f) => {
+                s.unreachable_since.get_or_insert_with(Instant::now);
+                s.last_unreachable = Some(f);
+            }
+            None => s.unreachable_since = None,
+        }
     }
 
-    pub fn stale(&self) -> Vec<Stale> {
-        let last = self.last_success.lock().unwrap_or_else(|e| e.into_inner());
-        stale(&self.scopes, &last, Instant::now(), self.max_age)
+    pub fn shutting_down(&self) {
+        self.state().shutting_down = true;
+    }
+
+    /// `None`: ready.
+    pub fn not_ready(&self, now: Instant) -> Option<NotReady> {
+        let s = self.state();
+        let reason = if s.shutting_down {
+            "shutting down".to_string()
+        } else if !s.ran {
+            "starting: no run has finished yet".to_string()
+        } else {
+            let since = s.unreachable_since?;
+            if now.saturating_duration_since(since) <= self.max_age {
+                return None;
+            }
+            format!(
+                "AWS unreachable for {}s: {}",
+                now.saturating_duration_since(since).as_secs(),
+                s.last_unreachable.as_deref().unwrap_or("?")
+            )
+        };
+        Some(NotReady { reason })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::report::AwsError;
+
+    fn report(errors: Vec<ClusterError>) -> ClusterReport {
+        let mut r =
+            crate::testkit::reports::cluster_report(crate::testkit::reports::confirmed("pg1"));
+        r.errors = errors;
+        r
+    }
 
     #[test]
-    fn ready_only_when_every_cluster_succeeded_recently() {
-        let scopes = vec!["a".to_string(), "b".to_string()];
+    fn ready_after_a_run_whatever_the_clusters_decided_until_aws_stays_unreachable() {
+        let h = Health::new(Duration::from_secs(10));
         let t0 = Instant::now();
-        let max = Duration::from_secs(15);
-        let mut last = HashMap::new();
-        let never = stale(&scopes, &last, t0, max);
-        assert_eq!(never.len(), 2);
-        assert_eq!(never[0].last_success_age_seconds, None);
-
-        last.insert("a".to_string(), t0);
-        last.insert("b".to_string(), t0);
-        assert!(stale(&scopes, &last, t0 + Duration::from_secs(15), max).is_empty());
-
-        last.insert("b".to_string(), t0 + Duration::from_secs(10));
-        let s = stale(&scopes, &last, t0 + Duration::from_secs(20), max);
+        assert!(
+            h.not_ready(t0)
+                .is_some_and(|n| n.reason.contains("starting"))
+        );
+        let mut no_primary = report(vec![]);
+        no_primary.decision.verdict = crate::domain::decide::Verdict::NoPrimary;
+        h.ran(&no_primary);
         assert_eq!(
-            s,
-            vec![Stale {
-                cluster: "a".into(),
-                last_success_age_seconds: Some(20.0)
-            }]
+            h.not_ready(t0),
+            None,
+            "a failover in progress is not unreadiness"
+        );
+        let down = AwsError::new(
+            "DescribeTargetHealth",
+            "tg",
+            None,
+            "dispatch failure".into(),
+        );
+        h.ran(&report(vec![ClusterError::Aws(down)]));
+        assert_eq!(h.not_ready(Instant::now()), None, "within the grace");
+        let later = Instant::now() + Duration::from_secs(11);
+        assert!(
+            h.not_ready(later)
+                .is_some_and(|n| n.reason.contains("AWS unreachable"))
+        );
+        let throttled = AwsError::new("DescribeTargetHealth", "tg", Some("Throttling"), "x".into());
+        h.ran(&report(vec![ClusterError::Aws(throttled)]));
+        assert_eq!(
+            h.not_ready(later),
+            None,
+            "AWS answered (even with an error)"
+        );
+        h.shutting_down();
+        assert!(
+            h.not_ready(later)
+                .is_some_and(|n| n.reason.contains("shutting down"))
         );
     }
 }

@@ -1,9 +1,10 @@
 //! When each cluster is reconciled: one worker per cluster, so runs of one cluster never
 //! overlap, and a semaphore bounds how many clusters run at once.
 //!
-//! A worker runs on its timer (every `interval` after its last run: the safety net) or when
-//! asked (a valid webhook). Requests are a [`Notify`] permit: however many arrive while a run
-//! is in flight, they leave one permit, so exactly one follow-up run is queued. Each requester
+//! A worker runs on its timer (every `interval` after its last run: the safety net), when
+//! asked (a valid webhook), or when the runner says new evidence calls for it (the nodes'
+//! answers moved the decision). Requests are a [`Notify`] permit: however many arrive while a
+//! run is in flight, they leave one permit, so exactly one follow-up run is queued. Each requester
 //! waits on a oneshot for the outcome of the first run that *starts* after its request, the
 //! run that is guaranteed to have seen the state it was told about.
 //!
@@ -29,6 +30,8 @@ pub enum Trigger {
     Timer,
     /// One or more webhooks; the latest leader claim among them, if any.
     Webhook { claimed_leader: Option<String> },
+    /// New answers from the nodes moved the decision.
+    Evidence,
 }
 
 impl Trigger {
@@ -36,6 +39,7 @@ impl Trigger {
         match self {
             Trigger::Timer => "timer",
             Trigger::Webhook { .. } => "webhook",
+            Trigger::Evidence => "evidence",
         }
     }
 }
@@ -44,6 +48,11 @@ impl Trigger {
 pub trait Runner: Send + Sync + 'static {
     type Output: Clone + Send + 'static;
     fn run(&self, scope: &str, trigger: &Trigger) -> impl Future<Output = Self::Output> + Send;
+
+    /// Resolves when new evidence calls for a run of `scope` (never, by default).
+    fn evidence(&self, _scope: &str) -> impl Future<Output = ()> + Send {
+        std::future::pending()
+    }
 }
 
 /// Requests waiting for the next run.
@@ -192,11 +201,13 @@ async fn work<R: Runner>(
 ) {
     let mut due = Instant::now();
     loop {
+        let mut by_evidence = false;
         tokio::select! {
             biased;
             () = stopped(&mut shutdown) => break,
             () = worker.notify.notified() => {}
             () = tokio::time::sleep_until(due) => {}
+            () = runner.evidence(&scope) => by_evidence = true,
         }
         let permit = tokio::select! {
             biased;
@@ -205,7 +216,10 @@ async fn work<R: Runner>(
         };
         // Requests made until now are covered by this run; later ones wait for the next.
         let pending = worker.take();
-        let trigger = pending.trigger();
+        let trigger = match pending.trigger() {
+            Trigger::Timer if by_evidence => Trigger::Evidence,
+            t => t,
+        };
         // Not raced against the shutdown: the run in flight always finishes.
         let output = runner.run(&scope, &trigger).await;
         drop(permit);

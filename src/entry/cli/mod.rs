@@ -1,10 +1,12 @@
-//! The command-line entry point: `plan`, `reconcile`, `watch`, `status`, each a thin wrapper
-//! over `Router::run`, `serve`, the long-running service (webhook, watch loop, metrics), and
-//! `notify`, the webhook sender. Reports go to stdout, logs to stderr.
+//! The command-line entry point: `plan`, `reconcile`, `status` (one run), `watch` (the
+//! long-running router, printing what changes), `serve` (the same behind HTTP: webhook,
+//! metrics, probes) and `notify` (the webhook sender). Reports go to stdout, logs to stderr.
 //!
 //! Exit codes: 0 done (including fail-static decisions: they are the router doing its job),
-//! 1 usage or configuration error, 2 the run finished with errors (an AWS call failed, a change
-//! was blocked).
+//! 1 usage or configuration error (nothing was touched), 2 the run finished with errors (an AWS
+//! call failed, a change was blocked).
+
+mod watch;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -12,6 +14,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
+use clap::error::ErrorKind;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use tokio::signal::unix::{SignalKind, signal};
 use tracing::info;
@@ -23,6 +26,7 @@ use crate::engine::Router;
 use crate::entry::logging::{self, LogFormat};
 use crate::entry::notify;
 use crate::entry::serve;
+use crate::error_chain::one_line;
 use crate::webhook::Auth;
 
 #[derive(Parser, Debug)]
@@ -32,10 +36,12 @@ use crate::webhook::Auth;
     about = "Route AWS NLB target groups and Route 53 records to the Patroni primary"
 )]
 struct Cli {
-    /// Log format on stderr (text on a terminal, json for log pipelines).
+    /// Log format on stderr (text, without colours unless stderr is a terminal; json for log
+    /// pipelines).
     #[arg(long, global = true, value_enum, default_value = "text")]
     log_format: LogFormat,
-    /// More logs (-v: info, -vv: debug). RUST_LOG overrides.
+    /// More logs: -v info, -vv debug (default: warnings; `watch` and `serve` log at info).
+    /// RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
     #[command(subcommand)]
@@ -48,19 +54,21 @@ enum Command {
     Plan(RunArgs),
     /// Apply the changes and print what was done.
     Reconcile(RunArgs),
-    /// Reconcile in a loop until Ctrl-C / SIGTERM (the run in flight finishes first).
+    /// Route continuously until Ctrl-C / SIGTERM: every node polled every --interval, a
+    /// reconcile as soon as the answers move the primary, and every --interval at least;
+    /// prints a report when something changed or failed.
     Watch {
         #[command(flatten)]
         run: RunArgs,
-        /// Time between runs, e.g. 1s, 500ms, 1m.
+        /// How often each node is polled, and the longest between reconciles, e.g. 1s, 500ms.
         #[arg(long, default_value = "5s", value_parser = parse_duration)]
         interval: Duration,
     },
     /// Members, roles, states, timelines, lag, and where routing points (read-only).
     Status(RunArgs),
-    /// Run as a service: POST /webhook (the signed Patroni callback), a watch loop per
-    /// cluster, GET /metrics (Prometheus), GET /healthz and /readyz. SIGTERM / Ctrl-C: stop
-    /// accepting, finish the runs in flight, exit 0. The webhook secret comes from
+    /// Run as a service: POST /webhook (the signed Patroni callback), the router of `watch`,
+    /// GET /metrics (Prometheus), GET /healthz and /readyz. SIGTERM / Ctrl-C: stop accepting,
+    /// finish the runs in flight, exit 0. The webhook secret comes from
     /// $ROUTER_WEBHOOK_SECRET or $ROUTER_WEBHOOK_SECRET_FILE.
     Serve(ServeArgs),
     /// Send a signed Patroni callback to the router's webhook. Use it as a Patroni callback:
@@ -77,6 +85,7 @@ struct RunArgs {
     /// Only this cluster (its Patroni scope).
     #[arg(long)]
     scope: Option<String>,
+    /// The report's format on stdout: text for people, json for programs.
     #[arg(long, short, value_enum, default_value = "text")]
     output: Output,
 }
@@ -89,16 +98,23 @@ struct ServeArgs {
     /// Address to listen on (HTTP), e.g. 127.0.0.1:8080 or 0.0.0.0:8080.
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
-    /// The watch loop: each cluster is reconciled this long after its last run, e.g. 5s.
+    /// How often each node is polled, and the longest between reconciles, e.g. 5s.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     interval: Duration,
     /// How many clusters are reconciled at once.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..))]
     max_parallel: u16,
-    /// /readyz answers 503 once a cluster's last successful reconcile is older than this many
-    /// intervals.
+    /// /readyz answers 503 once AWS has been unreachable for this many intervals.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
     ready_after: u32,
+    /// The most HTTP connections open at once (lowered to fit the open-files limit, keeping
+    /// 256 descriptors for polling Patroni and calling AWS).
+    #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u32).range(16..))]
+    max_connections: u32,
+    /// A client must send its request headers within this, and may idle no longer between
+    /// requests on a kept-alive connection.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    header_timeout: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -115,8 +131,23 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
+/// Parse the command line; help and version exit 0, any usage error exits 1 (as documented).
+fn parse() -> Result<Cli, ExitCode> {
+    Cli::try_parse().map_err(|e| {
+        let code = match e.kind() {
+            ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => ExitCode::SUCCESS,
+            _ => ExitCode::from(1),
+        };
+        let _ = e.print();
+        code
+    })
+}
+
 pub async fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match parse() {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
     let level = match cli.verbose {
         0 if matches!(cli.command, Command::Watch { .. } | Command::Serve(_)) => "info",
         0 => "warn",
@@ -127,29 +158,30 @@ pub async fn main() -> ExitCode {
     match run(cli.command).await {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", one_line(e.as_ref()));
             ExitCode::from(1)
         }
     }
 }
 
-async fn router(args: &RunArgs) -> anyhow::Result<Router> {
-    load_router(args.config.as_deref(), args.scope.as_deref()).await
-}
-
-async fn load_router(
-    config: Option<&std::path::Path>,
+async fn load_config(
+    path: Option<&std::path::Path>,
     scope: Option<&str>,
-) -> anyhow::Result<Router> {
-    let config = match config {
+) -> anyhow::Result<Config> {
+    let mut config = match path {
         Some(path) => Config::from_file(path)?,
         None => Config::from_env()?,
     };
-    if let Some(scope) = scope
-        && config.cluster(scope).is_none()
-    {
-        anyhow::bail!("--scope {scope:?} is not a cluster in the config");
+    if let Some(scope) = scope {
+        if config.cluster(scope).is_none() {
+            anyhow::bail!("--scope {scope:?} is not a cluster in the config");
+        }
+        config.clusters.retain(|c| c.scope == scope);
     }
+    Ok(config)
+}
+
+async fn router(config: Config) -> anyhow::Result<Router> {
     let aws = AwsClients::new(&config.aws).await;
     Router::new(config, aws).context("starting the router")
 }
@@ -159,7 +191,10 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Plan(args) => once(&args, Mode::Plan, false).await,
         Command::Reconcile(args) => once(&args, Mode::Reconcile, false).await,
         Command::Status(args) => once(&args, Mode::Plan, true).await,
-        Command::Watch { run, interval } => watch(&run, interval).await,
+        Command::Watch { run, interval } => {
+            let config = load_config(run.config.as_deref(), run.scope.as_deref()).await?;
+            watch::run(router(config).await?, interval, run.output == Output::Json).await
+        }
         Command::Serve(args) => serve(&args).await,
         Command::Notify(opts) => match notify::send(&opts).await {
             Ok(status) => {
@@ -167,7 +202,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                 Ok(ExitCode::SUCCESS)
             }
             Err(e) => {
-                eprintln!("notify failed: {e}");
+                eprintln!("notify failed: {}", one_line(&e));
                 Ok(ExitCode::from(1))
             }
         },
@@ -175,8 +210,8 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
 }
 
 async fn once(args: &RunArgs, mode: Mode, status: bool) -> anyhow::Result<ExitCode> {
-    let router = router(args).await?;
-    let report = router.run(mode, args.scope.as_deref()).await?;
+    let config = load_config(args.config.as_deref(), args.scope.as_deref()).await?;
+    let report = router(config).await?.run(mode, None).await?;
     print_report(&report, args.output, status)?;
     Ok(exit_code(&report))
 }
@@ -198,69 +233,31 @@ fn exit_code(report: &Report) -> ExitCode {
     }
 }
 
-/// The service, until SIGTERM or SIGINT; exit 0 once the runs in flight are done.
-async fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
-    let auth = Auth::from_env().context("webhook auth")?;
-    let router = load_router(args.config.as_deref(), None).await?;
+/// SIGTERM or SIGINT.
+fn signals() -> anyhow::Result<impl std::future::Future<Output = ()> + Send + 'static> {
     let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
-    let shutdown = async move {
+    Ok(async move {
         tokio::select! {
             _ = term.recv() => info!("SIGTERM"),
             _ = int.recv() => info!("SIGINT"),
         }
-    };
+    })
+}
+
+/// The service, until SIGTERM or SIGINT; exit 0 once the runs in flight are done.
+async fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
+    let auth = Auth::from_env().context("webhook auth")?;
+    let config = load_config(args.config.as_deref(), None).await?;
+    let router = router(config).await?;
     let opts = serve::Options {
         listen: args.listen,
         interval: args.interval,
         max_parallel: usize::from(args.max_parallel),
         ready_after: args.ready_after,
+        max_connections: usize::try_from(args.max_connections).unwrap_or(usize::MAX),
+        header_read_timeout: args.header_timeout,
     };
-    serve::run(router, auth, &opts, shutdown).await?;
+    serve::run(router, auth, &opts, signals()?).await?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// Reconcile every `interval`. Prints a report when something changed, failed, or the
-/// decision moved; stays quiet in steady state. Signals end the loop between runs.
-async fn watch(args: &RunArgs, interval: Duration) -> anyhow::Result<ExitCode> {
-    let router = router(args).await?;
-    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
-    let mut last: Vec<(String, String, Option<String>)> = Vec::new();
-    let mut ok;
-    loop {
-        let report = router.run(Mode::Reconcile, args.scope.as_deref()).await?;
-        let summary: Vec<_> = report
-            .clusters
-            .iter()
-            .map(|c| {
-                (
-                    c.scope.clone(),
-                    c.decision.kind().to_string(),
-                    c.decision.primary().map(str::to_string),
-                )
-            })
-            .collect();
-        let eventful =
-            summary != last || !report.ok || report.clusters.iter().any(|c| !c.changes.is_empty());
-        if eventful {
-            match args.output {
-                Output::Json => println!("{}", serde_json::to_string(&report)?),
-                Output::Text => print!("{}", report.to_text()),
-            }
-        }
-        ok = report.ok;
-        last = summary;
-        tokio::select! {
-            _ = tokio::time::sleep(interval) => {}
-            _ = term.recv() => break,
-            _ = int.recv() => break,
-        }
-    }
-    info!("watch stopped by signal");
-    Ok(if ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(2)
-    })
 }
