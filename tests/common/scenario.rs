@@ -7,8 +7,8 @@
 use std::sync::Arc;
 
 use patroni_router::adapters::sdk::AwsClients;
-use patroni_router::engine::Router;
 use patroni_router::domain::report::{Mode, Report};
+use patroni_router::engine::Router;
 use serde_json::{Value, json};
 
 use super::aws_proxy::AwsProxy;
