@@ -14,7 +14,7 @@ else
   LAMBDA_FLAG := --x86-64
 endif
 
-.PHONY: help demo test unit fuzz deny bench bench-lag fmt venv cluster-deps validate build release build-lambda invoke-local sam-build deploy clean
+.PHONY: help demo test unit fuzz deny bench bench-deps bench-lag fmt venv cluster-deps validate build release build-lambda invoke-local sam-build deploy clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -50,7 +50,8 @@ validate: venv ## Lint the SAM template: sam validate --lint and cfn-lint (offli
 	$(VENV)/bin/sam validate --lint --region eu-west-1
 	$(VENV)/bin/cfn-lint template.yaml
 
-invoke-local: venv build ## Run the function under cargo lambda watch against moto and a fake Patroni; invoke events/ (EVENTS=...)
+invoke-local: venv build ## Run the function under cargo lambda watch against moto and the testbed (fake Patroni); invoke events/ (EVENTS=...)
+	cargo build --example testbed
 	scripts/with-moto.sh scripts/invoke-local.sh $(EVENTS)
 
 build-lambda: venv ## The Lambda zip with cargo lambda (LAMBDA_ARCH=arm64|x86_64) in target/lambda/
@@ -74,13 +75,24 @@ fuzz: ## Run each cargo-fuzz target for FUZZ_SECONDS (needs nightly and cargo-fu
 deny: ## License, ban and source checks of the dependency tree (cargo-deny; deny.toml)
 	cargo deny check licenses bans sources
 
-bench: venv ## Benchmarks vs the Python/boto3 baseline on moto + a fake Patroni; writes bench/results.json
-	test -x /usr/bin/time || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq time)
-	cargo build --release --bin patroni-router --example bench_reconcile --example bench_fake_patroni
-	MOTO_ENABLE_RECORDING=True scripts/with-moto.sh $(PY) bench/run.py
+# Bench outputs (results, moto's request recording) go under target/ (or $CARGO_TARGET_DIR):
+# a bench run leaves the work tree as it was.
+BENCH_OUT := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)/bench
 
-bench-lag: venv cluster-deps build ## Routing lag on the real local cluster, webhook vs watch (writes bench/lag.json)
-	scripts/with-moto.sh $(PY) bench/lag.py
+bench-deps: venv ## What `make bench` needs besides cargo: the venv and GNU time (Debian `time`; needs root)
+	test -x /usr/bin/time || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq time)
+
+bench: ## Benchmarks vs the Python/boto3 baseline on moto + the testbed (fake Patroni); writes target/bench/results.json
+	@test -x $(PY) || { echo "make bench: $(PY) missing: run 'make bench-deps' (or 'make venv') first" >&2; exit 1; }
+	@test -x /usr/bin/time || { echo "make bench: /usr/bin/time (GNU time, the Debian package 'time') is missing: run 'make bench-deps' or 'apt-get install time'" >&2; exit 1; }
+	cargo build --release --bin patroni-router --example bench_reconcile --example testbed
+	mkdir -p $(BENCH_OUT)
+	BENCH_OUT=$(BENCH_OUT) MOTO_ENABLE_RECORDING=True MOTO_RECORDER_FILEPATH=$(BENCH_OUT)/moto_recording \
+	  scripts/with-moto.sh $(PY) bench/run.py
+
+bench-lag: venv cluster-deps build ## Routing lag on the real local cluster, webhook vs watch (writes target/bench/lag.json)
+	cargo build --example testbed
+	BENCH_OUT=$(BENCH_OUT) scripts/with-moto.sh $(PY) bench/lag.py
 
 build: ## Debug build of the CLI
 	cargo build
