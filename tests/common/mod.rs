@@ -6,8 +6,10 @@
 #![allow(dead_code)]
 
 pub mod aws_proxy;
+pub mod lambda;
 pub use patroni_router::testkit::fake_patroni;
 pub mod nlb_forwarder;
+pub mod pki;
 pub mod scenario;
 pub mod writer;
 
