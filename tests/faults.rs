@@ -190,12 +190,18 @@ fn pg2_error_says(r: &Report, what: &str, why: &str) {
 }
 
 /// The table: one row per fault (name; fault; expectation; extra checks on the report).
-#[rustfmt::skip]
 fn patroni_cases() -> Vec<Case> {
+    let mut cases = answer_cases();
+    cases.extend(leadership_cases());
+    cases
+}
+
+/// The table's first half: nodes that do not answer, or answer what cannot be trusted.
+#[rustfmt::skip]
+fn answer_cases() -> Vec<Case> {
     use Expect::{FailStatic, Routed};
     let none: fn(&Report) = |_| {};
     const NOT_PG2: Expect = FailStatic("no_primary", "pg2 does not answer");
-    const NOT_RUNNING: Expect = FailStatic("no_primary", "not a running primary");
     vec![
         case("one replica down changes nothing",
              |f| f.node("pg3").fail(Reply::Close), Routed(0), one_replica_down),
@@ -222,6 +228,16 @@ fn patroni_cases() -> Vec<Case> {
         case("wrong-type JSON is not trusted",
              |f| pg2_leads_but_answers(f, Reply::Json(200, pg2_own_json().replace("\"primary\"", "5"))),
              NOT_PG2, |r| pg2_error_says(r, "wrong type", "field `role`")),
+    ]
+}
+
+/// The table's second half: who the DCS and the nodes say leads.
+#[rustfmt::skip]
+fn leadership_cases() -> Vec<Case> {
+    use Expect::{FailStatic, Routed};
+    let none: fn(&Report) = |_| {};
+    const NOT_RUNNING: Expect = FailStatic("no_primary", "not a running primary");
+    vec![
         case("a node of another scope is misconfigured and never routed",
              |f| pg2_leads_but_answers(f, Reply::Json(200, patroni_json("other", "pg2", "primary", "running", 2))),
              FailStatic("no_primary", "misconfigured"),
