@@ -189,6 +189,12 @@ fn pg2_error_says(r: &Report, what: &str, why: &str) {
     assert!(err.contains(why), "{what}: {err}");
 }
 
+const NOT_PG2: Expect = Expect::FailStatic("no_primary", "pg2 does not answer");
+const NOT_RUNNING: Expect = Expect::FailStatic("no_primary", "not a running primary");
+
+/// No check beyond the expectation.
+fn none(_: &Report) {}
+
 /// The table: one row per fault (name; fault; expectation; extra checks on the report).
 fn patroni_cases() -> Vec<Case> {
     let mut cases = answer_cases();
@@ -200,8 +206,6 @@ fn patroni_cases() -> Vec<Case> {
 #[rustfmt::skip]
 fn answer_cases() -> Vec<Case> {
     use Expect::{FailStatic, Routed};
-    let none: fn(&Report) = |_| {};
-    const NOT_PG2: Expect = FailStatic("no_primary", "pg2 does not answer");
     vec![
         case("one replica down changes nothing",
              |f| f.node("pg3").fail(Reply::Close), Routed(0), one_replica_down),
@@ -235,8 +239,6 @@ fn answer_cases() -> Vec<Case> {
 #[rustfmt::skip]
 fn leadership_cases() -> Vec<Case> {
     use Expect::{FailStatic, Routed};
-    let none: fn(&Report) = |_| {};
-    const NOT_RUNNING: Expect = FailStatic("no_primary", "not a running primary");
     vec![
         case("a node of another scope is misconfigured and never routed",
              |f| pg2_leads_but_answers(f, Reply::Json(200, patroni_json("other", "pg2", "primary", "running", 2))),
