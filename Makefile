@@ -16,7 +16,7 @@ endif
 # cargo lambda writes under the cargo target dir, which CARGO_TARGET_DIR moves.
 LAMBDA_ZIP := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)/lambda/patroni-router/bootstrap.zip
 
-.PHONY: help demo test unit fuzz deny bench bench-lag fmt venv cluster-deps validate terraform-test build release build-lambda invoke-local sam-build deploy clean
+.PHONY: help demo test unit fuzz deny bench bench-deps bench-lag fmt venv cluster-deps validate terraform-test build release build-lambda invoke-local sam-build deploy clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -69,7 +69,8 @@ terraform-test: venv ## The Terraform module (deploy/terraform) on moto: fmt, of
 	test -f $(LAMBDA_ZIP) || $(MAKE) --no-print-directory build-lambda || exit 1; \
 	LAMBDA_ARCH=$(LAMBDA_ARCH) MOTO_IAM_LOAD_MANAGED_POLICIES=true scripts/with-moto.sh scripts/terraform-test.sh $(LAMBDA_ZIP)
 
-invoke-local: venv build ## Run the function under cargo lambda watch against moto and a fake Patroni; invoke events/ (EVENTS=...)
+invoke-local: venv build ## Run the function under cargo lambda watch against moto and the testbed (fake Patroni); invoke events/ (EVENTS=...)
+	cargo build --example testbed
 	scripts/with-moto.sh scripts/invoke-local.sh $(EVENTS)
 
 build-lambda: venv ## The Lambda zip with cargo lambda (LAMBDA_ARCH=arm64|x86_64): target/lambda/patroni-router/bootstrap.zip (under CARGO_TARGET_DIR if set)
@@ -94,13 +95,24 @@ fuzz: ## Run each cargo-fuzz target for FUZZ_SECONDS (needs nightly and cargo-fu
 deny: ## License, ban and source checks of the dependency tree (cargo-deny; deny.toml)
 	cargo deny check licenses bans sources
 
-bench: venv ## Benchmarks vs the Python/boto3 baseline on moto + a fake Patroni; writes bench/results.json
-	test -x /usr/bin/time || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq time)
-	cargo build --release --bin patroni-router --example bench_reconcile --example bench_fake_patroni
-	MOTO_ENABLE_RECORDING=True scripts/with-moto.sh $(PY) bench/run.py
+# Bench outputs (results, moto's request recording) go under target/ (or $CARGO_TARGET_DIR):
+# a bench run leaves the work tree as it was.
+BENCH_OUT := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)/bench
 
-bench-lag: venv cluster-deps build ## Routing lag on the real local cluster, webhook vs watch (writes bench/lag.json)
-	scripts/with-moto.sh $(PY) bench/lag.py
+bench-deps: venv ## What `make bench` needs besides cargo: the venv and GNU time (Debian `time`; needs root)
+	test -x /usr/bin/time || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq time)
+
+bench: ## Benchmarks vs the Python/boto3 baseline on moto + the testbed (fake Patroni); writes target/bench/results.json
+	@test -x $(PY) || { echo "make bench: $(PY) missing: run 'make bench-deps' (or 'make venv') first" >&2; exit 1; }
+	@test -x /usr/bin/time || { echo "make bench: /usr/bin/time (GNU time, the Debian package 'time') is missing: run 'make bench-deps' or 'apt-get install time'" >&2; exit 1; }
+	cargo build --release --bin patroni-router --example bench_reconcile --example testbed
+	mkdir -p $(BENCH_OUT)
+	BENCH_OUT=$(BENCH_OUT) MOTO_ENABLE_RECORDING=True MOTO_RECORDER_FILEPATH=$(BENCH_OUT)/moto_recording \
+	  scripts/with-moto.sh $(PY) bench/run.py
+
+bench-lag: venv cluster-deps build ## Routing lag on the real local cluster, webhook vs watch (writes target/bench/lag.json)
+	cargo build --example testbed
+	BENCH_OUT=$(BENCH_OUT) scripts/with-moto.sh $(PY) bench/lag.py
 
 build: ## Debug build of the CLI
 	cargo build

@@ -3,7 +3,8 @@
 each path alone: the webhook (the Lambda under cargo-lambda's emulator, called by Patroni's
 on_role_change -> `patroni-router notify`) and `watch --interval 1s`. Several switchovers and
 kill -9 host losses per path. Lag = the new primary answers /primary 200 -> moto holds it in
-the target group and the record. Writes bench/lag.json. Run through scripts/with-moto.sh.
+the target group and the record. Writes BENCH_OUT/lag.json (default target/bench/; nothing
+under bench/ changes). Run through scripts/with-moto.sh.
 """
 import json
 import os
@@ -16,6 +17,8 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "scripts"))
 import demo  # noqa: E402  (the demo's helpers: cluster, moto, processes, measurement)
 
+CARGO_LAMBDA = os.path.join(demo.ROOT, ".venv/bin/cargo-lambda")
+OUT = os.environ.get("BENCH_OUT") or os.path.join(demo.TARGET, "bench")
 SWITCHOVERS = int(os.environ.get("LAG_SWITCHOVERS", "4"))
 KILLS = int(os.environ.get("LAG_KILLS", "2"))
 
@@ -52,13 +55,12 @@ def main():
     demo.cluster_dir = r.stdout.strip()
     nodes = json.loads(subprocess.check_output([demo.LC, "info", demo.cluster_dir], text=True))["nodes"]
     config_path = os.path.join(demo.workdir, "router.json")
-    subprocess.run([sys.executable, os.path.join(demo.ROOT, "scripts/moto_setup.py"), "--out", config_path]
-                   + [f"{n['name']}={n['api_url']}" for n in nodes], check=True, stdout=subprocess.DEVNULL)
+    demo.moto_world(nodes, config_path)
     aws = demo.Aws(json.load(open(config_path)))
     demo.view = lambda *a, **k: None  # no screen output here
 
     # Path 1: the webhook alone (no watch loop, no schedule).
-    emulator = demo.start([demo.CARGO_LAMBDA, "lambda", "watch", "--only-lambda-apis", "-A", "127.0.0.1", "-P", str(port)])
+    emulator = demo.start([CARGO_LAMBDA, "lambda", "watch", "--only-lambda-apis", "-A", "127.0.0.1", "-P", str(port)])
     time.sleep(1.5)
     function = demo.start([demo.BIN], env={
         "AWS_LAMBDA_RUNTIME_API": f"http://127.0.0.1:{port}/.rt", "AWS_LAMBDA_FUNCTION_NAME": "_",
@@ -82,7 +84,8 @@ def main():
             out[f"{path} / {kind}"] = {
                 "runs": len(values), "median_ms": round(statistics.median(values)),
                 "max_ms": round(all_values[-1]), "values_ms": [round(v) for v in values]}
-    with open(os.path.join(demo.ROOT, "bench/lag.json"), "w") as f:
+    os.makedirs(OUT, exist_ok=True)
+    with open(os.path.join(OUT, "lag.json"), "w") as f:
         json.dump(out, f, indent=2)
     print(json.dumps(out, indent=2))
 

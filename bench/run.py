@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 """`make bench`: patroni-router side by side with the Python/boto3 baseline, in one run, on
-this machine, against moto (with its request recorder, to count AWS calls) and the bench FAKE
-Patroni (examples/bench_fake_patroni.rs, keep-alive, any number of clusters on one port).
+this machine, against moto (with its request recorder, to count AWS calls) and the testbed
+(examples/testbed.rs: FAKE Patroni clusters, every node on its own loopback address and port,
+as real hosts are; it also creates the moto side of each configuration).
 
-Prints every figure and writes bench/results.json; bench/RESULTS.md records them.
-Run through scripts/with-moto.sh with MOTO_ENABLE_RECORDING=True (the Makefile does).
+Prints every figure and writes BENCH_OUT/results.json (default target/bench/; nothing under
+bench/ changes); bench/RESULTS.md records them. Run through scripts/with-moto.sh with
+MOTO_ENABLE_RECORDING=True and MOTO_RECORDER_FILEPATH under target/ (the Makefile does).
 """
 import base64
 import json
@@ -17,12 +19,12 @@ import tempfile
 import time
 import urllib.request
 
-import boto3
-
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-RUST = os.path.join(ROOT, "target/release/patroni-router")
-RUST_WARM = os.path.join(ROOT, "target/release/examples/bench_reconcile")
-FAKE = os.path.join(ROOT, "target/release/examples/bench_fake_patroni")
+TARGET = os.environ.get("CARGO_TARGET_DIR") or os.path.join(ROOT, "target")
+OUT = os.environ.get("BENCH_OUT") or os.path.join(TARGET, "bench")
+RUST = os.path.join(TARGET, "release/patroni-router")
+RUST_WARM = os.path.join(TARGET, "release/examples/bench_reconcile")
+TESTBED = os.path.join(TARGET, "release/examples/testbed")
 PY = sys.executable
 BASELINE = os.path.join(ROOT, "bench/baseline/router.py")
 MOTO = os.environ["AWS_ENDPOINT_URL"]
@@ -104,53 +106,51 @@ def warm(impl, config_path, repeat, flip=None):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def setup(n, fake_url, prefix):
-    """n clusters in moto: ip target groups, records spread over ZONES private zones."""
-    ec2, elb, r53 = boto3.client("ec2"), boto3.client("elbv2"), boto3.client("route53")
-    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
-    zones = []
-    for z in range(min(ZONES, n)):
-        name = f"{prefix}{z}.bench.internal."
-        zid = r53.create_hosted_zone(Name=name, CallerReference=f"{prefix}{z}-{time.time()}",
-                                     HostedZoneConfig={"PrivateZone": True},
-                                     VPC={"VPCRegion": os.environ["AWS_REGION"], "VPCId": vpc})["HostedZone"]["Id"]
-        zones.append((zid.split("/")[-1], name))
-    clusters = []
-    for i in range(n):
-        tg = elb.create_target_group(Name=f"{prefix}-{i}", Protocol="TCP", Port=5432, VpcId=vpc,
-                                     TargetType="ip")["TargetGroups"][0]["TargetGroupArn"]
-        zid, zname = zones[i % len(zones)]
-        nodes = [{"name": m, "api_url": f"{fake_url}/c{i}/{m}", "address": f"10.{1 + i // 250}.{i % 250}.{10 + k}"}
-                 for k, m in enumerate(["pg1", "pg2", "pg3"])]
-        clusters.append({"scope": f"c{i}", "nodes": nodes, "target_group": {"arn": tg, "port": 5432},
-                         "dns": {"hosted_zone_id": zid, "record_name": f"c{i}.{zname}", "ttl": 10}})
+def setup(n, control, prefix):
+    """n clusters of the testbed in moto: ip target groups, records spread over ZONES private
+    zones (examples/testbed.rs creates them); the config's path."""
     path = os.path.join(work, f"{prefix}.json")
-    with open(path, "w") as f:
-        json.dump({"clusters": clusters}, f)
+    subprocess.run([TESTBED, "moto", "--control", control, "--clusters", str(n), "--ip-targets",
+                    "--zones", str(ZONES), "--domain", "bench.internal.", "--prefix", prefix,
+                    "--out", path], check=True)
     return path
 
 
-def leaders(fake_url, n, member):
-    for i in range(n):
-        urllib.request.urlopen(urllib.request.Request(f"{fake_url}/c{i}/leader/{member}", method="POST"))
+def leaders(control, member):
+    """Every testbed cluster: `member` leads."""
+    urllib.request.urlopen(urllib.request.Request(f"{control}/leader/{member}", method="POST"))
+
+
+def start_testbed(clusters):
+    """The testbed serving `clusters` clusters; (process, control URL)."""
+    ready = os.path.join(work, "testbed.json")
+    proc = subprocess.Popen([TESTBED, "serve", "--clusters", str(clusters), "--ready-file", ready])
+    for _ in range(600):
+        if os.path.exists(ready):
+            with open(ready) as f:
+                return proc, json.load(f)["control"]
+        if proc.poll() is not None:
+            raise SystemExit(f"bench: the testbed exited with status {proc.returncode}")
+        time.sleep(0.1)
+    proc.terminate()
+    raise SystemExit("bench: the testbed did not get ready in 60 s")
 
 
 def main():
-    for path in (RUST, RUST_WARM, FAKE):
+    for path in (RUST, RUST_WARM, TESTBED):
         if not os.path.exists(path):
             raise SystemExit(f"bench: {path} missing: run `make bench` (it builds them)")
-    port = 18100 + os.getpid() % 500
-    fake_url = f"http://127.0.0.1:{port}"
-    fake = subprocess.Popen([FAKE, f"127.0.0.1:{port}", str(max(SCALES + [1]))], stderr=subprocess.DEVNULL)
+    if not os.path.exists("/usr/bin/time"):
+        raise SystemExit("bench: /usr/bin/time is missing: install the Debian package `time` (make bench-deps)")
+    testbed, control = start_testbed(max(SCALES + [1]))
     try:
-        time.sleep(0.5)
         moto_api("start-recording")
         figures = results["figures"]
 
         # One cluster: cold start, steady state, failover.
         for impl in ("rust", "python"):
-            one = setup(1, fake_url, f"one{impl}")
-            leaders(fake_url, 1, "pg1")
+            one = setup(1, control, f"one{impl}")
+            leaders(control, "pg1")
             cmd = [RUST, "reconcile", "--config", one] if impl == "rust" else [PY, BASELINE, "--config", one]
             run_timed(cmd)  # prime: route it once
             walls, rss = [], []
@@ -167,7 +167,7 @@ def main():
             figures[f"steady_calls_per_run.{impl}"] = {"reads": round(reads / WARM_RUNS, 2),
                                                        "writes": round(writes / WARM_RUNS, 2)}
             moto_api("reset-recording")
-            flip = warm(impl, one, WARM_RUNS, flip=fake_url)
+            flip = warm(impl, one, WARM_RUNS, flip=control)
             reads, writes = calls()
             figures[f"failover_ms.{impl}"] = stats(flip["durations_ms"])
             figures[f"failover_calls_per_run.{impl}"] = {"reads": round(reads / WARM_RUNS, 2),
@@ -180,8 +180,8 @@ def main():
         # Scale: n clusters in one invocation.
         for n in SCALES:
             for impl in ("rust", "python"):
-                cfg = setup(n, fake_url, f"s{n}{impl}")
-                leaders(fake_url, n, "pg1")
+                cfg = setup(n, control, f"s{n}{impl}")
+                leaders(control, "pg1")
                 warm(impl, cfg, 1)  # prime: the first routing of n clusters
                 moto_api("reset-recording")
                 steady = warm(impl, cfg, 3)
@@ -189,7 +189,7 @@ def main():
                 figures[f"scale_{n}_steady_ms.{impl}"] = stats(steady["durations_ms"])
                 figures[f"scale_{n}_steady_calls.{impl}"] = {"reads": reads // 3, "writes": writes // 3}
                 moto_api("reset-recording")
-                flip = warm(impl, cfg, 3, flip=fake_url)
+                flip = warm(impl, cfg, 3, flip=control)
                 reads, writes = calls()
                 figures[f"scale_{n}_failover_ms.{impl}"] = stats(flip["durations_ms"])
                 figures[f"scale_{n}_failover_calls.{impl}"] = {"reads": reads // 3, "writes": writes // 3}
@@ -197,8 +197,9 @@ def main():
                       f"{figures[f'scale_{n}_steady_calls.{impl}']}, failover {figures[f'scale_{n}_failover_ms.{impl}']} ms "
                       f"{figures[f'scale_{n}_failover_calls.{impl}']}", flush=True)
     finally:
-        fake.terminate()
-        fake.wait()
+        testbed.terminate()
+        testbed.wait()
+        subprocess.run(["rm", "-rf", work])
 
     for key in list(results["figures"]):
         if key.endswith(".rust"):
@@ -206,7 +207,8 @@ def main():
             r, p = results["figures"][key], results["figures"].get(base + ".python")
             if isinstance(r, dict) and "median" in r and p and r["median"]:
                 results["figures"][base + ".ratio"] = round(p["median"] / r["median"], 1)
-    with open(os.path.join(ROOT, "bench/results.json"), "w") as f:
+    os.makedirs(OUT, exist_ok=True)
+    with open(os.path.join(OUT, "results.json"), "w") as f:
         json.dump(results, f, indent=2, sort_keys=True)
     print(json.dumps(results, indent=2, sort_keys=True))
 

@@ -1,10 +1,11 @@
 //! Benchmark driver (not part of the product): builds one `Router` (as a warm Lambda or `watch`
-//! holds one) and times `--repeat` reconciles in-process. With `--flip URL`, before each run it
-//! moves every cluster's leader on the bench fake Patroni (untimed), so each run is a failover.
+//! holds one) and times `--repeat` reconciles in-process. With `--flip URL` (the control URL of
+//! `examples/testbed.rs`), before each run it moves every cluster's leader (untimed), so each
+//! run is a failover.
 //! Prints one JSON line: {"durations_ms": [...], "writes": [...]}. One untimed warm-up run
 //! comes first; with BENCH_RESET_RECORDING set, moto's request recorder is reset after it.
 //!
-//!   cargo run --release --example bench_reconcile -- --config c.json --repeat 20 [--flip http://127.0.0.1:18100]
+//!   cargo run --release --example bench_reconcile -- --config c.json --repeat 20 [--flip http://127.0.0.1:PORT]
 
 use std::time::Instant;
 
@@ -44,9 +45,10 @@ async fn main() -> anyhow::Result<()> {
         if let Some(base) = &flip {
             let leader = ["pg2", "pg3", "pg1"][i % 3];
             for s in &scopes {
-                http.post(format!("{base}/{s}/leader/{leader}"))
+                http.post(format!("{base}/clusters/{s}/leader/{leader}"))
                     .send()
-                    .await?;
+                    .await?
+                    .error_for_status()?;
             }
         }
         let started = Instant::now();

@@ -23,7 +23,9 @@ import urllib.request
 import boto3
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BIN = os.path.join(ROOT, "target/debug/patroni-router")
+TARGET = os.environ.get("CARGO_TARGET_DIR") or os.path.join(ROOT, "target")
+BIN = os.path.join(TARGET, "debug/patroni-router")
+TESTBED = os.path.join(TARGET, "debug/examples/testbed")
 LC = os.path.join(ROOT, "scripts/localcluster.sh")
 TTY = sys.stdout.isatty()
 BOLD, DIM, GREEN, YELLOW, RESET = (("\033[1m", "\033[2m", "\033[32m", "\033[33m", "\033[0m") if TTY
@@ -67,6 +69,14 @@ def cleanup():
     if cluster_dir:
         subprocess.run([LC, "down", cluster_dir], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     subprocess.run(["rm", "-rf", workdir])
+
+
+def moto_world(nodes, config_path):
+    """The AWS side in moto for these Patroni nodes (a VPC, one instance per node, an NLB target
+    group, a private hosted zone) and the router config for them: `examples/testbed.rs moto`."""
+    subprocess.run(["cargo", "build", "--quiet", "--example", "testbed"], cwd=ROOT, check=True)
+    subprocess.run([TESTBED, "moto", "--out", config_path, "--scope", "pgha"]
+                   + [f"--node={n['name']}={n['api_url']}" for n in nodes], check=True)
 
 
 def primaries(nodes):
@@ -177,8 +187,7 @@ def main():
 
     say("Creating the AWS side in moto: VPC, 3 instances, NLB target group, private hosted zone")
     config_path = os.path.join(workdir, "router.json")
-    subprocess.run([sys.executable, os.path.join(ROOT, "scripts/moto_setup.py"), "--out", config_path]
-                   + [f"{n['name']}={n['api_url']}" for n in nodes], check=True, stdout=subprocess.DEVNULL)
+    moto_world(nodes, config_path)
     config = json.load(open(config_path))
     aws = Aws(config)
 

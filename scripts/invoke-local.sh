@@ -1,14 +1,24 @@
 #!/usr/bin/env bash
 # Run the function locally under `cargo lambda watch` (the Lambda runtime emulator; no Docker)
-# against moto and a FAKE Patroni, and invoke sample events with `cargo lambda invoke`.
+# against moto and the testbed (examples/testbed.rs: a FAKE Patroni cluster `pgha`, pg1..pg3
+# each on its own loopback address, pg1 leading; it also creates the moto side and the router
+# config), and invoke sample events with `cargo lambda invoke`.
 #   scripts/with-moto.sh scripts/invoke-local.sh [events/FILE.json ...]   (make invoke-local)
-# Webhook events are re-signed first (scripts/sign-event.py) with the README's test secret.
+# Before the first function URL event, pg2 takes over (through the testbed's control port), as
+# the signed sample says. Webhook events are re-signed first with the README's test secret by
+# `patroni-router notify --resign-event`.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
 venv=$here/.venv
 cl=$venv/bin/cargo-lambda
+target=${CARGO_TARGET_DIR:-$here/target}
+router=$target/debug/patroni-router
+testbed=$target/debug/examples/testbed
 : "${AWS_ENDPOINT_URL:?run through scripts/with-moto.sh (make invoke-local does)}"
+for b in "$router" "$testbed"; do
+  [ -x "$b" ] || { echo "invoke-local: $b missing: run 'make invoke-local' (it builds it)" >&2; exit 1; }
+done
 export ROUTER_WEBHOOK_SECRET=patroni-router-test-secret-0123456789
 events=("$@")
 [ ${#events[@]} -gt 0 ] || events=(events/plan.json events/scheduled.json events/reconcile.json \
@@ -24,11 +34,17 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-p1=$(free_port); p2=$(free_port); p3=$(free_port)
-"$venv/bin/python" scripts/fake_patroni.py --scope pgha --leader pg2 pg1="$p1" pg2="$p2" pg3="$p3" &
+# Any free port per node: never in the way of a bench's testbed on 8008.
+"$testbed" serve --clusters 1 --scope pgha --port 0 --ready-file "$work/testbed.json" \
+  --moto-config "$work/router.json" 2>"$work/testbed.log" &
 pids+=($!)
-"$venv/bin/python" scripts/moto_setup.py --out "$work/router.json" \
-  pg1="http://127.0.0.1:$p1" pg2="http://127.0.0.1:$p2" pg3="http://127.0.0.1:$p3" >/dev/null
+for _ in $(seq 1 300); do
+  [ -f "$work/testbed.json" ] && break
+  kill -0 "${pids[0]}" 2>/dev/null || { cat "$work/testbed.log" >&2; exit 1; }
+  sleep 0.1
+done
+[ -f "$work/testbed.json" ] || { echo "invoke-local: the testbed did not get ready" >&2; exit 1; }
+control=$("$venv/bin/python" -c 'import json, sys; print(json.load(open(sys.argv[1]))["control"])' "$work/testbed.json")
 
 port=$(free_port)
 echo "==> cargo lambda watch on 127.0.0.1:$port (builds the function on first use)"
@@ -44,11 +60,17 @@ for _ in $(seq 1 300); do
   sleep 0.2
 done
 
+failed_over=
 for ev in "${events[@]}"; do
   payload=$ev
+  if [ -z "$failed_over" ] && grep -q '"requestContext"' "$ev"; then
+    echo "==> Patroni fails over: pg2 leads (POST $control/clusters/pgha/leader/pg2)"
+    curl -fsS -X POST "$control/clusters/pgha/leader/pg2" >/dev/null
+    failed_over=1
+  fi
   if grep -q '"x-router-signature"' "$ev"; then
     payload=$work/$(basename "$ev")
-    "$venv/bin/python" scripts/sign-event.py "$ev" >"$payload"
+    "$router" notify --resign-event "$ev" >"$payload"
   fi
   echo "==> cargo lambda invoke patroni-router --data-file $ev"
   # The first invoke waits for the build; give it time.

@@ -1,6 +1,7 @@
-//! The fault matrix: each scenario a named test, on moto (through a fault-injecting proxy for
-//! the AWS faults) with FAKE Patroni nodes for what real Patroni cannot produce on demand.
-//! Every scenario checks the invariants on what moto holds and on the report:
+//! The fault matrix, on moto (through a fault-injecting proxy for the AWS faults) with FAKE
+//! Patroni nodes for what real Patroni cannot produce on demand: the Patroni faults are a table
+//! of named cases run by one loop, the AWS faults and TLS named tests. Every scenario checks
+//! the invariants on what moto holds and on the report:
 //!  1. a confirmed primary is routed to, and no other node;
 //!  2. routing never moves or empties because Patroni is unreachable, slow or ambiguous;
 //!  3. only configured nodes are routed to;
@@ -10,14 +11,19 @@
 //! Invariant 5 (the webhook's 401s) is tested in tests/lambda_runtime.rs and src/webhook/tests.rs.
 
 mod common;
+// The AWS and TLS faults.
+#[path = "faults/aws.rs"]
+mod aws;
+#[path = "faults/tls.rs"]
+mod tls;
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::panic::AssertUnwindSafe;
+use std::time::{Duration, Instant};
 
-use common::aws_proxy::Fault;
-use common::fake_patroni::{Reply, cluster_json, patroni_json};
+use common::fake_patroni::{FakeCluster, Reply, cluster_json, patroni_json};
 use common::scenario::{Options, Scenario, writes};
-use patroni_router::domain::report::{ChangeStatus, Report};
+use futures_util::{FutureExt, StreamExt};
+use patroni_router::domain::report::Report;
 use serde_json::{Value, json};
 
 const NAMES: [&str; 3] = ["pg1", "pg2", "pg3"];
@@ -40,17 +46,17 @@ async fn reconcile_bounded(s: &Scenario) -> Report {
 }
 
 /// Invariant 2: nothing moved, nothing written, and the report says why.
-async fn assert_fail_static(s: &Scenario, r: &Report, kind: &str, why: &str) {
+async fn assert_fail_static(case: &str, s: &Scenario, r: &Report, kind: &str, why: &str) {
     let c = &r.clusters[0];
-    assert_eq!(c.decision.kind(), kind, "{}", r.to_text());
+    assert_eq!(c.decision.kind(), kind, "{case}: {}", r.to_text());
     assert!(
         c.decision.reason.contains(why),
-        "the reason should mention {why:?}: {}",
+        "{case}: the reason should mention {why:?}: {}",
         c.decision.reason
     );
     assert!(
         c.changes.is_empty(),
-        "no change without a confirmed primary: {}",
+        "{case}: no change without a confirmed primary: {}",
         r.to_text()
     );
     s.assert_routed_to(0).await;
@@ -73,259 +79,242 @@ fn patroni(name: &str, role: &str, state: &str, tl: u64) -> Reply {
     Reply::Json(200, patroni_json("pgha", name, role, state, tl))
 }
 
-// ---- Patroni side ------------------------------------------------------------------------
-
-#[tokio::test]
-async fn one_replica_down_changes_nothing() {
-    let s = routed(Options::default()).await;
-    s.fake.node("pg3").fail(Reply::Close);
-    let r = reconcile_bounded(&s).await;
-    assert_eq!(r.clusters[0].decision.primary(), Some("pg1"));
-    assert_eq!(writes(&r), 0);
-    s.assert_routed_to(0).await;
-    assert!(
-        r.clusters[0].nodes[2].patroni_error.is_some(),
-        "the report shows pg3's error"
-    );
-    assert_converges(&s).await;
+/// The error the report shows for node `i`'s `/patroni`.
+fn patroni_error(r: &Report, i: usize) -> String {
+    r.clusters[0].nodes[i]
+        .patroni_error
+        .clone()
+        .unwrap_or_default()
 }
 
-#[tokio::test]
-async fn all_nodes_down_is_fail_static() {
-    let s = routed(Options::default()).await;
-    for n in &s.fake.nodes {
-        n.fail(Reply::Close);
+/// The cluster's errors, one per line.
+fn errors(r: &Report) -> String {
+    r.clusters[0]
+        .errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+// ---- Patroni side: the fault table -------------------------------------------------------
+
+/// What the run under a fault must do.
+enum Expect {
+    /// Fail-static (invariant 2): routing stays on pg1, with this decision kind and a reason
+    /// mentioning this.
+    FailStatic(&'static str, &'static str),
+    /// A confirmed primary, node `i`, is routed to and no other node (invariant 1).
+    Routed(usize),
+}
+
+/// One fault: pg1 leads and is routed; `fault` breaks the fake; one bounded run must meet
+/// `expect` and `check`; then the fault clears and the next run converges (invariant 4).
+struct Case {
+    name: &'static str,
+    fault: fn(&FakeCluster),
+    expect: Expect,
+    check: fn(&Report),
+}
+
+/// pg2 leads on timeline 2, and answers its own `/patroni` with `reply`.
+fn pg2_leads_but_answers(f: &FakeCluster, reply: Reply) {
+    f.set_leader("pg2", 2);
+    f.node("pg2").set("/patroni", reply);
+}
+
+/// Every node's `/cluster` answers `view`.
+fn every_view(f: &FakeCluster, view: &str) {
+    for n in &f.nodes {
+        n.set("/cluster", Reply::Json(200, view.to_string()));
     }
-    let r = reconcile_bounded(&s).await;
-    assert_fail_static(&s, &r, "no_primary", "no node answered").await;
-    assert_converges(&s).await;
 }
 
-#[tokio::test]
-async fn a_node_that_accepts_and_never_answers_cannot_hang_the_run() {
-    let s = routed(Options::default()).await;
-    s.fake.node("pg1").fail(Reply::Hang);
-    let started = std::time::Instant::now();
-    let r = reconcile_bounded(&s).await;
-    assert!(
-        started.elapsed() < Duration::from_secs(10),
-        "bounded by the request timeout"
-    );
-    assert_fail_static(&s, &r, "no_primary", "pg1 does not answer").await;
-    assert!(
-        r.clusters[0].nodes[0]
-            .patroni_error
-            .as_deref()
-            .unwrap_or("")
-            .contains("timed out")
-    );
-    assert_converges(&s).await;
+/// pg2's own `/patroni` as the primary on timeline 2.
+fn pg2_own_json() -> String {
+    patroni_json("pgha", "pg2", "primary", "running", 2)
 }
 
-#[tokio::test]
-async fn a_hanging_replica_cannot_veto_a_confirmed_primary() {
-    let s = routed(Options::default()).await;
-    s.fake.set_leader("pg2", 2);
-    s.fake.node("pg3").fail(Reply::Hang);
-    let r = reconcile_bounded(&s).await;
-    assert_eq!(
-        r.clusters[0].decision.primary(),
-        Some("pg2"),
-        "{}",
-        r.to_text()
-    );
-    s.assert_routed_to(1).await;
+fn truncated() -> Reply {
+    let full = pg2_own_json();
+    Reply::Raw(full.as_bytes()[..full.len() / 2].to_vec())
 }
 
-#[tokio::test]
-async fn a_slow_leader_past_the_timeout_is_not_confirmed() {
-    let s = routed(Options::default()).await;
-    s.fake.set_leader("pg2", 2);
-    let body = patroni_json("pgha", "pg2", "primary", "running", 2);
-    s.fake
-        .node("pg2")
-        .set("/patroni", Reply::Slow(Duration::from_secs(3), body));
-    let r = reconcile_bounded(&s).await;
-    assert_fail_static(&s, &r, "no_primary", "pg2 does not answer").await;
-}
-
-#[tokio::test]
-async fn garbage_truncated_huge_and_wrong_type_json_are_not_trusted() {
-    let s = routed(Options::default()).await;
-    s.fake.set_leader("pg2", 2);
-    let full = patroni_json("pgha", "pg2", "primary", "running", 2);
-    let cases: Vec<(&str, Reply, &str)> = vec![
-        (
-            "garbage",
-            Reply::Raw(b"<html>502 Bad Gateway</html>".to_vec()),
-            "not a Patroni answer",
-        ),
-        (
-            "truncated",
-            Reply::Raw(full.as_bytes()[..full.len() / 2].to_vec()),
-            "not a Patroni answer",
-        ),
-        (
-            "huge",
-            Reply::Raw(vec![b' '; 1024 * 1024 + 10]),
-            "larger than",
-        ),
-        (
-            "wrong type",
-            Reply::Json(200, full.replace("\"primary\"", "5")),
-            "field `role`",
-        ),
-    ];
-    for (name, reply, why) in cases {
-        s.fake.node("pg2").set("/patroni", reply);
-        let r = reconcile_bounded(&s).await;
-        assert_fail_static(&s, &r, "no_primary", "pg2 does not answer").await;
-        let err = r.clusters[0].nodes[1]
-            .patroni_error
-            .clone()
-            .unwrap_or_default();
-        assert!(err.contains(why), "{name}: {err}");
-    }
-    assert_converges(&s).await;
-}
-
-#[tokio::test]
-async fn a_node_of_another_scope_is_misconfigured_and_never_routed() {
-    let s = routed(Options::default()).await;
-    s.fake.set_leader("pg2", 2);
-    s.fake.node("pg2").set(
-        "/patroni",
-        Reply::Json(200, patroni_json("other", "pg2", "primary", "running", 2)),
-    );
-    let r = reconcile_bounded(&s).await;
-    assert_fail_static(&s, &r, "no_primary", "misconfigured").await;
-    assert!(r.clusters[0].decision.misconfigured.contains_key("pg2"));
-    assert_converges(&s).await;
-}
-
-#[tokio::test]
-async fn a_leader_that_is_not_configured_is_never_routed() {
-    let s = routed(Options::default()).await;
-    let view = cluster_json("pgha", Some("pg9"), &["pg9", "pg1", "pg2", "pg3"], 2);
-    for n in &s.fake.nodes {
-        n.set("/cluster", Reply::Json(200, view.clone()));
-    }
-    let r = reconcile_bounded(&s).await;
-    assert_fail_static(&s, &r, "no_primary", "not a configured node").await;
-    assert!(
-        r.clusters[0]
-            .decision
-            .warnings
-            .iter()
-            .any(|w| w.contains("pg9"))
-    );
-    assert_converges(&s).await;
-}
-
-#[tokio::test]
-async fn cluster_views_that_disagree_are_ambiguous() {
-    let s = routed(Options::default()).await;
-    s.fake.node("pg2").set(
-        "/cluster",
-        Reply::Json(200, cluster_json("pgha", Some("pg2"), &NAMES, 2)),
-    );
-    s.fake
-        .node("pg2")
-        .set("/patroni", patroni("pg2", "primary", "running", 2));
-    let r = reconcile_bounded(&s).await;
-    assert_fail_static(&s, &r, "ambiguous", "disagree").await;
-    assert_converges(&s).await;
-}
-
-#[tokio::test]
-async fn two_nodes_claiming_primary_route_to_the_dcs_leader_only() {
-    let s = routed(Options::default()).await;
-    // pg2 claims primary on the same timeline without the leader lock (a frozen old primary).
-    s.fake
-        .node("pg2")
-        .set("/patroni", patroni("pg2", "primary", "running", 1));
-    let r = reconcile_bounded(&s).await;
-    let d = &r.clusters[0].decision;
-    assert_eq!(d.primary(), Some("pg1"));
-    assert_eq!(d.stale_primaries, vec!["pg2".to_string()]);
-    assert!(d.reason.contains("stale"), "{}", d.reason);
-    s.assert_routed_to(0).await;
-    // Claiming a newer timeline makes the DCS view suspect: nothing moves.
-    s.fake
-        .node("pg2")
-        .set("/patroni", patroni("pg2", "primary", "running", 7));
-    let r = reconcile_bounded(&s).await;
-    assert_fail_static(&s, &r, "ambiguous", "timeline 7").await;
-    assert_converges(&s).await;
-}
-
-#[tokio::test]
-async fn the_dead_leader_still_listed_by_the_dcs_is_fail_static() {
-    let s = routed(Options::default()).await;
-    s.fake.node("pg1").fail(Reply::Close);
-    let r = reconcile_bounded(&s).await;
-    assert_fail_static(&s, &r, "no_primary", "pg1 does not answer").await;
-    assert_converges(&s).await;
-}
-
-#[tokio::test]
-async fn dcs_down_cluster_closes_the_connection_and_nothing_moves() {
-    let s = routed(Options::default()).await;
+fn dcs_down(f: &FakeCluster) {
     // Real behaviour with etcd down: /cluster gets no HTTP answer; /patroni still answers.
-    for n in &s.fake.nodes {
+    for n in &f.nodes {
         n.set("/cluster", Reply::Close);
     }
     let mut unlocked: Value =
         serde_json::from_str(&patroni_json("pgha", "pg1", "primary", "running", 1)).expect("json");
     unlocked["cluster_unlocked"] = json!(true);
     unlocked["failsafe_mode_is_active"] = json!(true);
-    s.fake
-        .node("pg1")
+    f.node("pg1")
         .set("/patroni", Reply::Json(200, unlocked.to_string()));
-    let r = reconcile_bounded(&s).await;
-    assert_fail_static(&s, &r, "no_primary", "no node answered /cluster").await;
-    assert_converges(&s).await;
 }
 
-#[tokio::test]
-async fn legacy_master_role_is_routed() {
-    let s = routed(Options::default()).await;
+fn legacy_master(f: &FakeCluster) {
     let view = cluster_json("pgha", Some("pg2"), &NAMES, 3).replace("\"leader\"", "\"master\"");
-    for n in &s.fake.nodes {
-        n.set("/cluster", Reply::Json(200, view.clone()));
-    }
-    s.fake
-        .node("pg1")
+    every_view(f, &view);
+    f.node("pg1")
         .set("/patroni", patroni("pg1", "replica", "running", 3));
-    s.fake
-        .node("pg2")
+    f.node("pg2")
         .set("/patroni", patroni("pg2", "master", "running", 3));
-    let r = reconcile_bounded(&s).await;
-    assert_eq!(
-        r.clusters[0].decision.primary(),
-        Some("pg2"),
-        "{}",
-        r.to_text()
-    );
-    s.assert_routed_to(1).await;
 }
 
-#[tokio::test]
-async fn standby_leader_demoted_and_uninitialized_leaders_are_not_routed() {
-    let s = routed(Options::default()).await;
-    s.fake.set_leader("pg2", 2);
-    for (role, state) in [
-        ("standby_leader", "running"),
-        ("demoted", "running"),
-        ("uninitialized", "stopped"),
-    ] {
-        s.fake
-            .node("pg2")
-            .set("/patroni", patroni("pg2", role, state, 2));
-        let r = reconcile_bounded(&s).await;
-        assert_fail_static(&s, &r, "no_primary", "not a running primary").await;
+fn case(name: &'static str, fault: fn(&FakeCluster), expect: Expect, check: fn(&Report)) -> Case {
+    Case {
+        name,
+        fault,
+        expect,
+        check,
     }
+}
+
+fn stale_pg2(r: &Report) {
+    let d = &r.clusters[0].decision;
+    assert_eq!(d.stale_primaries, vec!["pg2".to_string()]);
+    assert!(d.reason.contains("stale"), "{}", d.reason);
+}
+
+fn one_replica_down(r: &Report) {
+    assert_eq!(writes(r), 0);
+    let err = &r.clusters[0].nodes[2].patroni_error;
+    assert!(err.is_some(), "the report shows pg3's error");
+}
+
+/// pg2's `/patroni` error mentions `why` (`what` names the case).
+fn pg2_error_says(r: &Report, what: &str, why: &str) {
+    let err = patroni_error(r, 1);
+    assert!(err.contains(why), "{what}: {err}");
+}
+
+const NOT_PG2: Expect = Expect::FailStatic("no_primary", "pg2 does not answer");
+const NOT_RUNNING: Expect = Expect::FailStatic("no_primary", "not a running primary");
+
+/// No check beyond the expectation.
+fn none(_: &Report) {}
+
+/// The table: one row per fault (name; fault; expectation; extra checks on the report).
+fn patroni_cases() -> Vec<Case> {
+    let mut cases = answer_cases();
+    cases.extend(leadership_cases());
+    cases
+}
+
+/// The table's first half: nodes that do not answer, or answer what cannot be trusted.
+#[rustfmt::skip]
+fn answer_cases() -> Vec<Case> {
+    use Expect::{FailStatic, Routed};
+    vec![
+        case("one replica down changes nothing",
+             |f| f.node("pg3").fail(Reply::Close), Routed(0), one_replica_down),
+        case("all nodes down",
+             |f| f.nodes.iter().for_each(|n| n.fail(Reply::Close)),
+             FailStatic("no_primary", "no node answered"), none),
+        case("a node that accepts and never answers cannot hang the run",
+             |f| f.node("pg1").fail(Reply::Hang), FailStatic("no_primary", "pg1 does not answer"),
+             |r| assert!(patroni_error(r, 0).contains("timed out"))),
+        case("a hanging replica cannot veto a confirmed primary",
+             |f| { f.set_leader("pg2", 2); f.node("pg3").fail(Reply::Hang) }, Routed(1), none),
+        case("a slow leader past the timeout is not confirmed",
+             |f| pg2_leads_but_answers(f, Reply::Slow(Duration::from_secs(3), pg2_own_json())),
+             NOT_PG2, none),
+        case("garbage is not trusted",
+             |f| pg2_leads_but_answers(f, Reply::Raw(b"<html>502 Bad Gateway</html>".to_vec())),
+             NOT_PG2, |r| pg2_error_says(r, "garbage", "not a Patroni answer")),
+        case("truncated JSON is not trusted",
+             |f| pg2_leads_but_answers(f, truncated()),
+             NOT_PG2, |r| pg2_error_says(r, "truncated", "not a Patroni answer")),
+        case("a huge answer is not trusted",
+             |f| pg2_leads_but_answers(f, Reply::Raw(vec![b' '; 1024 * 1024 + 10])),
+             NOT_PG2, |r| pg2_error_says(r, "huge", "larger than")),
+        case("wrong-type JSON is not trusted",
+             |f| pg2_leads_but_answers(f, Reply::Json(200, pg2_own_json().replace("\"primary\"", "5"))),
+             NOT_PG2, |r| pg2_error_says(r, "wrong type", "field `role`")),
+    ]
+}
+
+/// The table's second half: who the DCS and the nodes say leads.
+#[rustfmt::skip]
+fn leadership_cases() -> Vec<Case> {
+    use Expect::{FailStatic, Routed};
+    vec![
+        case("a node of another scope is misconfigured and never routed",
+             |f| pg2_leads_but_answers(f, Reply::Json(200, patroni_json("other", "pg2", "primary", "running", 2))),
+             FailStatic("no_primary", "misconfigured"),
+             |r| assert!(r.clusters[0].decision.misconfigured.contains_key("pg2"))),
+        case("a leader that is not configured is never routed",
+             |f| every_view(f, &cluster_json("pgha", Some("pg9"), &["pg9", "pg1", "pg2", "pg3"], 2)),
+             FailStatic("no_primary", "not a configured node"),
+             |r| assert!(r.clusters[0].decision.warnings.iter().any(|w| w.contains("pg9")))),
+        case("cluster views that disagree are ambiguous",
+             |f| {
+                 f.node("pg2").set("/cluster", Reply::Json(200, cluster_json("pgha", Some("pg2"), &NAMES, 2)));
+                 f.node("pg2").set("/patroni", patroni("pg2", "primary", "running", 2));
+             },
+             FailStatic("ambiguous", "disagree"), none),
+        // pg2 claims primary on the same timeline without the leader lock (a frozen old primary).
+        case("a stale primary is reported and routes to the DCS leader only",
+             |f| f.node("pg2").set("/patroni", patroni("pg2", "primary", "running", 1)),
+             Routed(0), stale_pg2),
+        // Claiming a newer timeline makes the DCS view suspect: nothing moves.
+        case("a primary claiming a newer timeline is ambiguous",
+             |f| f.node("pg2").set("/patroni", patroni("pg2", "primary", "running", 7)),
+             FailStatic("ambiguous", "timeline 7"), none),
+        case("the dead leader still listed by the DCS is fail-static",
+             |f| f.node("pg1").fail(Reply::Close), FailStatic("no_primary", "pg1 does not answer"), none),
+        case("DCS down: /cluster closes the connection and nothing moves",
+             dcs_down, FailStatic("no_primary", "no node answered /cluster"), none),
+        case("the legacy master role is routed", legacy_master, Routed(1), none),
+        case("a standby_leader is not routed",
+             |f| pg2_leads_but_answers(f, patroni("pg2", "standby_leader", "running", 2)), NOT_RUNNING, none),
+        case("a demoted leader is not routed",
+             |f| pg2_leads_but_answers(f, patroni("pg2", "demoted", "running", 2)), NOT_RUNNING, none),
+        case("an uninitialized leader is not routed",
+             |f| pg2_leads_but_answers(f, patroni("pg2", "uninitialized", "stopped", 2)), NOT_RUNNING, none),
+        case("redirects are not followed",
+             |f| pg2_leads_but_answers(f, Reply::Redirect(format!("{}/patroni", f.node("pg3").url))),
+             FailStatic("no_primary", "unexpected HTTP status 302"), none),
+    ]
+}
+
+async fn run_case(case: Case) {
+    let s = routed(Options::default()).await;
+    (case.fault)(&s.fake);
+    let started = Instant::now();
+    let r = reconcile_bounded(&s).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{}: bounded by the request timeout",
+        case.name
+    );
+    match case.expect {
+        Expect::FailStatic(kind, why) => assert_fail_static(case.name, &s, &r, kind, why).await,
+        Expect::Routed(i) => {
+            let primary = r.clusters[0].decision.primary();
+            assert_eq!(primary, Some(NAMES[i]), "{}: {}", case.name, r.to_text());
+            s.assert_routed_to(i).await;
+        }
+    }
+    (case.check)(&r);
     assert_converges(&s).await;
+}
+
+/// Every Patroni fault of the table, four at a time, each in a world of its own; the names of
+/// the failed cases at the end (their panics are printed as they happen).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn patroni_faults_are_fail_static_or_route_the_confirmed_primary_and_converge() {
+    let runs = patroni_cases().into_iter().map(|case| async move {
+        let name = case.name;
+        (name, AssertUnwindSafe(run_case(case)).catch_unwind().await)
+    });
+    let failed: Vec<&str> = futures_util::stream::iter(runs)
+        .buffer_unordered(4)
+        .filter_map(|(name, r)| async move { r.is_err().then_some(name) })
+        .collect()
+        .await;
+    assert!(failed.is_empty(), "fault cases failed: {failed:#?}");
 }
 
 #[tokio::test]
@@ -340,9 +329,7 @@ async fn unknown_lag_is_understood_and_only_known_lag_picks_the_standby() {
         serde_json::from_str(&cluster_json("pgha", Some("pg1"), &NAMES, 1)).expect("json");
     view["members"][1]["lag"] = json!("unknown");
     view["members"][2]["lag"] = json!(4096);
-    for n in &s.fake.nodes {
-        n.set("/cluster", Reply::Json(200, view.to_string()));
-    }
+    every_view(&s.fake, &view.to_string());
     let r = reconcile_bounded(&s).await;
     assert!(r.ok, "{}", r.to_text());
     assert_eq!(
@@ -356,392 +343,4 @@ async fn unknown_lag_is_understood_and_only_known_lag_picks_the_standby() {
         .find(|r| r.2.as_deref() == Some("SECONDARY"))
         .expect("secondary");
     assert_eq!(secondary.3, vec![s.ip(2)]);
-}
-
-#[tokio::test]
-async fn redirects_are_not_followed() {
-    let s = routed(Options::default()).await;
-    s.fake.set_leader("pg2", 2);
-    let elsewhere = format!("{}/patroni", s.fake.node("pg3").url);
-    s.fake
-        .node("pg2")
-        .set("/patroni", Reply::Redirect(elsewhere));
-    let r = reconcile_bounded(&s).await;
-    assert_fail_static(&s, &r, "no_primary", "unexpected HTTP status 302").await;
-    assert_converges(&s).await;
-}
-
-// ---- TLS ---------------------------------------------------------------------------------
-
-struct Pki {
-    ca_pem: String,
-    server: Arc<rustls::ServerConfig>,
-    client_cert_pem: String,
-    client_key_pem: String,
-    dir: std::path::PathBuf,
-}
-
-fn pki(require_client_cert: bool) -> Pki {
-    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
-    let ca_key = KeyPair::generate().expect("key");
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("params");
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca_cert = ca_params.self_signed(&ca_key).expect("ca");
-    let issuer = Issuer::new(ca_params, ca_key);
-    let server_key = KeyPair::generate().expect("key");
-    let server_cert = CertificateParams::new(vec!["127.0.0.1".to_string()])
-        .expect("params")
-        .signed_by(&server_key, &issuer)
-        .expect("server cert");
-    let client_key = KeyPair::generate().expect("key");
-    let client_cert = CertificateParams::new(vec!["router".to_string()])
-        .expect("params")
-        .signed_by(&client_key, &issuer)
-        .expect("client cert");
-
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let builder = rustls::ServerConfig::builder_with_provider(Arc::clone(&provider))
-        .with_safe_default_protocol_versions()
-        .expect("versions");
-    let chain = vec![server_cert.der().clone()];
-    let key =
-        rustls::pki_types::PrivateKeyDer::try_from(server_key.serialize_der()).expect("key der");
-    let server = if require_client_cert {
-        let mut roots = rustls::RootCertStore::empty();
-        roots.add(ca_cert.der().clone()).expect("root");
-        let verifier =
-            rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
-                .build()
-                .expect("verifier");
-        builder
-            .with_client_cert_verifier(verifier)
-            .with_single_cert(chain, key)
-    } else {
-        builder.with_no_client_auth().with_single_cert(chain, key)
-    }
-    .expect("server config");
-    let dir = std::env::temp_dir().join(common::unique("pki-"));
-    std::fs::create_dir_all(&dir).expect("pki dir");
-    Pki {
-        ca_pem: ca_cert.pem(),
-        server: Arc::new(server),
-        client_cert_pem: client_cert.pem(),
-        client_key_pem: client_key.serialize_pem(),
-        dir,
-    }
-}
-
-impl Pki {
-    fn write(&self, name: &str, pem: &str) -> String {
-        let p = self.dir.join(name);
-        std::fs::write(&p, pem).expect("write pem");
-        p.display().to_string()
-    }
-}
-
-impl Drop for Pki {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-#[tokio::test]
-async fn tls_with_a_private_ca_works_and_a_wrong_certificate_is_refused() {
-    let pki = pki(false);
-    let ca = pki.write("ca.pem", &pki.ca_pem);
-    let s = Scenario::new(Options {
-        tls: Some(Arc::clone(&pki.server)),
-        extra: json!({"patroni": {"request_timeout": "500ms", "poll_deadline": "2s", "tls": {"ca_file": ca}}}),
-        ..Options::default()
-    })
-    .await;
-    s.fake.set_leader("pg1", 1);
-    let r = reconcile_bounded(&s).await;
-    assert!(r.ok, "{}", r.to_text());
-    s.assert_routed_to(0).await;
-
-    // Without our CA the same servers are untrusted: nothing is believed, nothing moves.
-    s.fake.set_leader("pg2", 2);
-    let untrusting = s.router_with(|_| {}).await;
-    let r = untrusting
-        .run(patroni_router::domain::report::Mode::Reconcile, None)
-        .await
-        .expect("run");
-    assert_eq!(
-        r.clusters[0].decision.kind(),
-        "no_primary",
-        "{}",
-        r.to_text()
-    );
-    let err = r.clusters[0].nodes[0]
-        .patroni_error
-        .clone()
-        .unwrap_or_default();
-    assert!(
-        err.contains("certificate") || err.contains("connection failed"),
-        "{err}"
-    );
-    s.assert_routed_to(0).await;
-}
-
-#[tokio::test]
-async fn tls_client_certificates_are_presented_when_configured() {
-    let pki = pki(true);
-    let ca = pki.write("ca.pem", &pki.ca_pem);
-    let cert = pki.write("client.pem", &pki.client_cert_pem);
-    let key = pki.write("client.key", &pki.client_key_pem);
-    let tls = json!({"ca_file": ca, "cert_file": cert, "key_file": key});
-    let s = Scenario::new(Options {
-        tls: Some(Arc::clone(&pki.server)),
-        extra: json!({"patroni": {"request_timeout": "500ms", "poll_deadline": "2s", "tls": tls}}),
-        ..Options::default()
-    })
-    .await;
-    s.fake.set_leader("pg1", 1);
-    let r = reconcile_bounded(&s).await;
-    assert!(r.ok, "{}", r.to_text());
-    s.assert_routed_to(0).await;
-    // Without the client certificate the server refuses us.
-    s.fake.set_leader("pg2", 2);
-    let anonymous = s
-        .router_with(|c| c["patroni"]["tls"] = json!({"ca_file": pki.dir.join("ca.pem")}))
-        .await;
-    let r = anonymous
-        .run(patroni_router::domain::report::Mode::Reconcile, None)
-        .await
-        .expect("run");
-    assert_eq!(
-        r.clusters[0].decision.kind(),
-        "no_primary",
-        "{}",
-        r.to_text()
-    );
-    s.assert_routed_to(0).await;
-}
-
-// ---- AWS side (through the fault proxy) --------------------------------------------------
-
-fn fast_aws(attempts: u32) -> Value {
-    json!({"aws": {"attempt_timeout": "1s", "max_attempts": attempts}})
-}
-
-async fn routed_via_proxy(attempts: u32) -> Scenario {
-    routed(Options {
-        proxy: true,
-        extra: fast_aws(attempts),
-        ..Options::default()
-    })
-    .await
-}
-
-#[tokio::test]
-async fn throttling_is_retried_with_backoff() {
-    let s = routed_via_proxy(4).await;
-    s.fake.set_leader("pg2", 2);
-    s.proxy()
-        .inject("RegisterTargets", Fault::Error(400, "Throttling"), 2);
-    s.proxy().inject(
-        "ChangeResourceRecordSets",
-        Fault::Error(400, "PriorRequestNotComplete"),
-        1,
-    );
-    s.proxy().reset_counts();
-    let r = reconcile_bounded(&s).await;
-    assert!(r.ok, "retries absorbed the throttling: {}", r.to_text());
-    assert_eq!(s.proxy().calls("RegisterTargets"), 3);
-    assert_eq!(s.proxy().calls("ChangeResourceRecordSets"), 2);
-    s.assert_routed_to(1).await;
-}
-
-#[tokio::test]
-async fn persistent_throttling_is_reported_and_the_next_run_converges() {
-    let s = routed_via_proxy(2).await;
-    s.fake.set_leader("pg2", 2);
-    s.proxy()
-        .inject("RegisterTargets", Fault::Error(400, "Throttling"), 100);
-    let r = reconcile_bounded(&s).await;
-    assert!(!r.ok);
-    let errors = r.clusters[0]
-        .errors
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join("\n");
-    assert!(
-        errors.contains("RegisterTargets") && errors.contains("Throttling"),
-        "{errors}"
-    );
-    let changes = &r.clusters[0].changes;
-    assert!(changes.iter().any(|c| c.status == ChangeStatus::Failed));
-    assert!(
-        changes.iter().any(|c| c.status == ChangeStatus::Skipped),
-        "no deregister after a failed register: the group is never emptied"
-    );
-    assert_eq!(
-        s.targets().await,
-        vec![s.instance(0)],
-        "the old primary stays registered"
-    );
-    s.proxy().clear();
-    let r = s.reconcile().await;
-    assert!(r.ok, "{}", r.to_text());
-    s.assert_routed_to(1).await;
-    assert_eq!(writes(&s.reconcile().await), 0);
-}
-
-#[tokio::test]
-async fn server_errors_are_retried() {
-    let s = routed_via_proxy(4).await;
-    s.fake.set_leader("pg2", 2);
-    s.proxy().inject(
-        "DescribeTargetHealth",
-        Fault::Error(503, "ServiceUnavailable"),
-        2,
-    );
-    let r = reconcile_bounded(&s).await;
-    assert!(r.ok, "{}", r.to_text());
-    s.assert_routed_to(1).await;
-}
-
-#[tokio::test]
-async fn aws_timeouts_are_bounded_and_reported() {
-    let s = routed_via_proxy(2).await;
-    s.fake.set_leader("pg2", 2);
-    s.proxy().inject(
-        "DescribeTargetHealth",
-        Fault::Delay(Duration::from_secs(3)),
-        2,
-    );
-    let r = reconcile_bounded(&s).await;
-    assert!(!r.ok);
-    let errors = r.clusters[0]
-        .errors
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join("\n");
-    assert!(
-        errors.contains("DescribeTargetHealth") && errors.to_lowercase().contains("timeout"),
-        "{errors}"
-    );
-    assert_eq!(
-        s.targets().await,
-        vec![s.instance(0)],
-        "an unread group is not changed"
-    );
-    s.proxy().clear();
-    assert!(s.reconcile().await.ok);
-    s.assert_routed_to(1).await;
-}
-
-#[tokio::test]
-async fn register_succeeding_and_deregister_failing_is_a_partial_apply_that_converges() {
-    let s = routed_via_proxy(1).await;
-    s.fake.set_leader("pg2", 2);
-    s.proxy()
-        .inject("DeregisterTargets", Fault::Error(500, "InternalFailure"), 1);
-    let r = reconcile_bounded(&s).await;
-    assert!(!r.ok);
-    let statuses: Vec<(String, ChangeStatus)> = r.clusters[0]
-        .changes
-        .iter()
-        .filter(|c| c.resource.starts_with("arn:"))
-        .map(|c| (format!("{:?}", c.action), c.status))
-        .collect();
-    assert_eq!(
-        statuses,
-        vec![
-            ("Register".to_string(), ChangeStatus::Applied),
-            ("Deregister".to_string(), ChangeStatus::Failed)
-        ]
-    );
-    let mut both = vec![s.instance(0), s.instance(1)];
-    both.sort();
-    assert_eq!(s.targets().await, both);
-    let r = s.reconcile().await;
-    assert!(r.ok, "{}", r.to_text());
-    s.assert_routed_to(1).await;
-    assert_eq!(writes(&s.reconcile().await), 0);
-}
-
-#[tokio::test]
-async fn access_denied_names_the_call_and_the_fix() {
-    let s = routed_via_proxy(1).await;
-    s.fake.set_leader("pg2", 2);
-    s.proxy().inject(
-        "ListResourceRecordSets",
-        Fault::Error(403, "AccessDenied"),
-        1,
-    );
-    let r = reconcile_bounded(&s).await;
-    let errors = r.clusters[0]
-        .errors
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join("\n");
-    assert!(
-        errors.contains("ListResourceRecordSets") && errors.contains("grant the router's role"),
-        "{errors}"
-    );
-    assert_eq!(
-        s.a_record().await,
-        vec![s.ip(0)],
-        "an unread record is not changed"
-    );
-    assert_eq!(
-        s.targets().await,
-        vec![s.instance(1)],
-        "the target group is independent of the record"
-    );
-}
-
-#[tokio::test]
-async fn a_missing_target_group_is_reported_and_dns_still_routes() {
-    let s = routed(Options::default()).await;
-    s.fake.set_leader("pg2", 2);
-    let gone = s.tg.replace("targetgroup/", "targetgroup/gone-");
-    let router = s
-        .router_with(|c| c["clusters"][0]["target_group"]["arn"] = json!(gone))
-        .await;
-    let r = router
-        .run(patroni_router::domain::report::Mode::Reconcile, None)
-        .await
-        .expect("run");
-    let errors = r.clusters[0]
-        .errors
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join("\n");
-    assert!(
-        errors.contains("gone-") && errors.contains("target_group.arn"),
-        "{errors}"
-    );
-    assert_eq!(s.a_record().await, vec![s.ip(1)]);
-}
-
-#[tokio::test]
-async fn two_reconciles_at_once_converge_and_never_flap() {
-    let s = routed(Options::default()).await;
-    for (leader, i) in [("pg2", 1usize), ("pg3", 2), ("pg1", 0)] {
-        s.fake.set_leader(leader, 10 + i as u64);
-        let (a, b) = tokio::join!(s.reconcile(), s.reconcile());
-        for r in [&a, &b] {
-            assert_eq!(r.clusters[0].decision.primary(), Some(leader));
-            // Neither run ever asks for another node: the only failure possible is a race
-            // on the same change (moto refuses deregistering what is already gone).
-            for c in &r.clusters[0].changes {
-                let node = c.node.as_deref().unwrap_or(leader);
-                let towards_leader =
-                    matches!(c.action, patroni_router::domain::report::Action::Deregister)
-                        || node == leader;
-                assert!(towards_leader, "{}", r.to_text());
-            }
-        }
-        let r = s.reconcile().await;
-        assert!(r.ok, "{}", r.to_text());
-        s.assert_routed_to(i).await;
-        assert_eq!(writes(&s.reconcile().await), 0);
-    }
 }

@@ -6,179 +6,61 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
-use std::process::Stdio;
-use std::time::Duration;
 
-use common::fake_patroni::FakeCluster;
+use common::lambda::{Lambda, TEST_SECRET, root};
+use common::scenario::{Options, Scenario};
 use common::*;
+use patroni_router::clock::unix_now;
 use patroni_router::webhook::{self, Secret};
 use serde_json::{Value, json};
-use tokio::process::{Child, Command};
-
-/// The test secret the README documents for the sample events.
-const TEST_SECRET: &str = "patroni-router-test-secret-0123456789";
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn cargo_lambda() -> PathBuf {
-    let p = std::env::var_os("CARGO_LAMBDA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join(".venv/bin/cargo-lambda"));
-    assert!(
-        p.exists(),
-        "{} not found: run `make venv` (cargo-lambda comes from PyPI) or set CARGO_LAMBDA",
-        p.display()
-    );
-    p
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
-async fn wait_for_port(port: u16) {
-    for _ in 0..100 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_ok()
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("nothing listens on 127.0.0.1:{port}");
-}
+use tokio::process::Command;
 
 fn event(name: &str) -> Value {
     let text = std::fs::read_to_string(root().join("events").join(name)).expect("event file");
     serde_json::from_str(&text).expect("event is JSON")
 }
 
-/// What scripts/sign-event.py does: a fresh timestamp and nonce, a new signature.
+/// A sample event re-stamped now with the test secret, by the library's re-signer (what
+/// `patroni-router notify --resign-event FILE` prints).
 fn resign(mut ev: Value) -> Value {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .expect("clock");
-    let mut body = ev["body"].as_str().unwrap_or_default().to_string();
-    if let Ok(mut doc) = serde_json::from_str::<Value>(&body)
-        && doc.get("timestamp").is_some()
-    {
-        doc["timestamp"] = json!(now);
-        doc["nonce"] = json!(format!("test-{}", unique("")));
-        body = doc.to_string();
-        ev["body"] = json!(body);
-    }
     let secret = Secret::new(TEST_SECRET.as_bytes().to_vec()).expect("secret");
-    ev["headers"][webhook::TIMESTAMP_HEADER] = json!(now.to_string());
-    ev["headers"][webhook::SIGNATURE_HEADER] = json!(webhook::sign(&secret, now, body.as_bytes()));
+    webhook::resign_event(&mut ev, Some(&secret), unix_now(), &webhook::nonce()).expect("re-sign");
     ev
 }
 
-struct Lambda {
-    port: u16,
-    _emulator: Child,
-    _function: Child,
-    /// The function's logs (stderr), to check what they do and do not say.
-    log: PathBuf,
-    /// The function's stdout: CloudWatch EMF metric lines.
-    metrics: PathBuf,
+/// `patroni-router notify` with this secret in its environment (none: no secret at all).
+fn notify_with(secret: Option<&str>) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_patroni-router"));
+    cmd.arg("notify")
+        .env_remove("ROUTER_WEBHOOK_SECRET")
+        .env_remove("ROUTER_WEBHOOK_SECRET_FILE");
+    if let Some(s) = secret {
+        cmd.env("ROUTER_WEBHOOK_SECRET", s);
+    }
+    cmd
 }
 
-impl Drop for Lambda {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.log);
-        let _ = std::fs::remove_file(&self.metrics);
-    }
-}
-
-impl Lambda {
-    async fn start(config: &str) -> Lambda {
-        let port = free_port();
-        let emulator = Command::new(cargo_lambda())
-            .args([
-                "lambda",
-                "watch",
-                "--only-lambda-apis",
-                "-A",
-                "127.0.0.1",
-                "-P",
-                &port.to_string(),
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start cargo lambda watch");
-        wait_for_port(port).await;
-        let log = std::env::temp_dir().join(format!("{}.log", unique("lambda-")));
-        let log_file = std::fs::File::create(&log).expect("log file");
-        let metrics = std::env::temp_dir().join(format!("{}.emf", unique("lambda-")));
-        let metrics_file = std::fs::File::create(&metrics).expect("metrics file");
-        let function = Command::new(env!("CARGO_BIN_EXE_patroni-router"))
-            .env(
-                "AWS_LAMBDA_RUNTIME_API",
-                format!("http://127.0.0.1:{port}/.rt"),
-            )
-            .env("AWS_LAMBDA_FUNCTION_NAME", "_")
-            .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
-            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
-            .env("ROUTER_CONFIG", config)
-            .env("ROUTER_WEBHOOK_SECRET", TEST_SECRET)
-            .env_remove("ROUTER_CONFIG_FILE")
-            .stdout(Stdio::from(metrics_file))
-            .stderr(Stdio::from(log_file))
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start the function");
-        Lambda {
-            port,
-            _emulator: emulator,
-            _function: function,
-            log,
-            metrics,
-        }
-    }
-
-    /// `cargo lambda invoke --data-file` with this payload; returns the function's answer.
-    async fn invoke(&self, payload: &Value) -> Value {
-        let file = std::env::temp_dir().join(format!("{}.json", unique("event-")));
-        std::fs::write(&file, payload.to_string()).expect("write event");
-        let out = Command::new(cargo_lambda())
-            .args([
-                "lambda",
-                "invoke",
-                "--invoke-address",
-                "127.0.0.1",
-                "--invoke-port",
-            ])
-            .arg(self.port.to_string())
-            .arg("--data-file")
-            .arg(&file)
-            .arg("_")
-            .output()
-            .await
-            .expect("cargo lambda invoke");
-        let _ = std::fs::remove_file(&file);
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success(),
-            "invoke failed: {stdout} {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_str(&stdout)
-            .unwrap_or_else(|e| panic!("answer is not JSON ({e}): {stdout}"))
-    }
+/// `patroni-router notify ARGS` with the test secret; its stdout as JSON.
+async fn notify_prints(args: &[&str]) -> Value {
+    let o = notify_with(Some(TEST_SECRET))
+        .args(args)
+        .output()
+        .await
+        .expect("notify");
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {o:?}"))
 }
 
 fn http_body(answer: &Value) -> Value {
     serde_json::from_str(answer["body"].as_str().unwrap_or("null")).expect("body is JSON")
+}
+
+/// The `error` of a function URL answer's JSON body ("" if none).
+fn error_of(answer: &Value) -> String {
+    http_body(answer)["error"]
+        .as_str()
+        .unwrap_or("")
+        .to_string()
 }
 
 #[tokio::test]
@@ -202,14 +84,11 @@ async fn every_sample_event_through_the_lambda_runtime() {
     .collect();
     assert_eq!(files, covered, "add an expectation for each new event file");
 
-    let aws = aws().await;
-    let net = network(3).await;
-    let fake = FakeCluster::start("pgha", &["pg1", "pg2", "pg3"]).await;
+    let s = Scenario::new(Options::default()).await;
+    let (aws, net, fake) = (&s.aws, &s.net, &s.fake);
+    let (tg, zone, record) = (&s.tg, &s.zone, &s.record);
     fake.set_leader("pg1", 1);
-    let tg = create_target_group(&aws, &net.vpc_id, false).await;
-    let (zone, zone_name) = create_zone(&aws, &net.vpc_id).await;
-    let record = format!("db.{zone_name}");
-    let nodes = nodes_json(&fake, &net.instances);
+    let nodes = nodes_json(fake, &net.instances);
     let config = json!({
         "patroni": {"request_timeout": "500ms", "poll_deadline": "2s"},
         "webhook": {"confirm_timeout": "3s", "confirm_interval": "100ms"},
@@ -221,7 +100,7 @@ async fn every_sample_event_through_the_lambda_runtime() {
     let lambda = Lambda::start(&config).await;
     let target = |i: usize| vec![format!("{}:5432", net.instances[i].0)];
     let a_record = || async {
-        records(&aws, &zone, &record)
+        records(aws, zone, record)
             .await
             .into_iter()
             .next()
@@ -234,12 +113,12 @@ async fn every_sample_event_through_the_lambda_runtime() {
     assert_eq!(r["mode"], "plan");
     assert_eq!(r["clusters"][0]["decision"]["primary"], "pg1");
     assert_eq!(r["clusters"][0]["changes"][0]["status"], "planned");
-    assert!(registered(&aws, &tg).await.is_empty());
+    assert!(registered(aws, tg).await.is_empty());
 
     // The schedule reconciles.
     let r = lambda.invoke(&event("scheduled.json")).await;
     assert_eq!(r["ok"], true, "{r}");
-    assert_eq!(registered(&aws, &tg).await, target(0));
+    assert_eq!(registered(aws, tg).await, target(0));
     assert_eq!(a_record().await, vec![net.instances[0].1.clone()]);
 
     // A direct reconcile in steady state writes nothing.
@@ -257,24 +136,12 @@ async fn every_sample_event_through_the_lambda_runtime() {
         r["statusCode"], 401,
         "the committed sample is stale until re-signed: {r}"
     );
-    assert!(
-        http_body(&r)["error"]
-            .as_str()
-            .unwrap_or("")
-            .contains("window"),
-        "{r}"
-    );
+    assert!(error_of(&r).contains("window"), "{r}");
     let r = lambda
         .invoke(&resign(event("webhook-malformed.json")))
         .await;
     assert_eq!(r["statusCode"], 400, "{r}");
-    assert!(
-        http_body(&r)["error"]
-            .as_str()
-            .unwrap_or("")
-            .contains("missing field"),
-        "{r}"
-    );
+    assert!(error_of(&r).contains("missing field"), "{r}");
     let mut other_scope = resign(event("webhook-signed.json"));
     other_scope["body"] = json!(
         other_scope["body"]
@@ -289,10 +156,11 @@ async fn every_sample_event_through_the_lambda_runtime() {
         hits,
         "no Patroni call"
     );
-    assert_eq!(registered(&aws, &tg).await, target(0), "no AWS change");
+    assert_eq!(registered(aws, tg).await, target(0), "no AWS change");
 
-    // A signed webhook routes the switchover.
-    let signed = resign(event("webhook-signed.json"));
+    // A signed webhook routes the switchover: the sample re-signed by the binary.
+    let sample = root().join("events/webhook-signed.json");
+    let signed = notify_prints(&["--resign-event", &sample.to_string_lossy()]).await;
     let r = lambda.invoke(&signed).await;
     assert_eq!(r["statusCode"], 200, "{r}");
     let report = http_body(&r);
@@ -300,34 +168,23 @@ async fn every_sample_event_through_the_lambda_runtime() {
         report["clusters"][0]["decision"]["primary"], "pg2",
         "{report}"
     );
-    assert_eq!(registered(&aws, &tg).await, target(1));
+    assert_eq!(registered(aws, tg).await, target(1));
     assert_eq!(a_record().await, vec![net.instances[1].1.clone()]);
 
     // The same signed request again is a replay.
     let r = lambda.invoke(&signed).await;
     assert_eq!(r["statusCode"], 401, "{r}");
-    assert!(
-        http_body(&r)["error"]
-            .as_str()
-            .unwrap_or("")
-            .contains("replayed"),
-        "{r}"
-    );
+    assert!(error_of(&r).contains("replayed"), "{r}");
 
     // The sender end: `patroni-router notify` as Patroni runs it, through the emulator's
     // function URL, into the same function.
     let url = format!("http://127.0.0.1:{}/lambda-url/_/", lambda.port);
     let notify = |secret: Option<&str>, extra: &[&str]| {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_patroni-router"));
-        cmd.args(["notify", "--url", &url, "--node", "pg3", "--attempts", "1"])
-            .args(extra);
-        cmd.args(["on_role_change", "primary", "pgha"]);
-        cmd.env_remove("ROUTER_WEBHOOK_SECRET")
-            .env_remove("ROUTER_WEBHOOK_SECRET_FILE");
-        if let Some(s) = secret {
-            cmd.env("ROUTER_WEBHOOK_SECRET", s);
-        }
-        cmd.output()
+        notify_with(secret)
+            .args(["--url", &url, "--node", "pg3", "--attempts", "1"])
+            .args(extra)
+            .args(["on_role_change", "primary", "pgha"])
+            .output()
     };
     fake.set_leader("pg3", 3);
     let o = notify(Some("not-the-router-secret-at-all"), &[])
@@ -342,13 +199,13 @@ async fn every_sample_event_through_the_lambda_runtime() {
         "{o:?}"
     );
     assert_eq!(
-        registered(&aws, &tg).await,
+        registered(aws, tg).await,
         target(1),
         "rejected notifications changed nothing"
     );
     let o = notify(Some(TEST_SECRET), &[]).await.expect("notify");
     assert_eq!(o.status.code(), Some(0), "{o:?}");
-    assert_eq!(registered(&aws, &tg).await, target(2));
+    assert_eq!(registered(aws, tg).await, target(2));
     assert_eq!(a_record().await, vec![net.instances[2].1.clone()]);
 
     // The curl + openssl sender for nodes without the binary signs the same way.
@@ -371,7 +228,7 @@ async fn every_sample_event_through_the_lambda_runtime() {
         .await
         .expect("callback script");
     assert_eq!(o.status.code(), Some(1), "{o:?}");
-    assert_eq!(registered(&aws, &tg).await, target(2));
+    assert_eq!(registered(aws, tg).await, target(2));
     let o = callback(TEST_SECRET).await.expect("callback script");
     assert_eq!(
         o.status.code(),
@@ -379,7 +236,34 @@ async fn every_sample_event_through_the_lambda_runtime() {
         "{}",
         String::from_utf8_lossy(&o.stderr)
     );
-    assert_eq!(registered(&aws, &tg).await, target(0));
+    assert_eq!(registered(aws, tg).await, target(0));
+
+    // `notify --print` signs without sending; the printed request, sent as is, is accepted.
+    fake.set_leader("pg2", 5);
+    let printed = notify_prints(&[
+        "--print",
+        "--url",
+        &url,
+        "--node",
+        "pg2",
+        "on_role_change",
+        "primary",
+        "pgha",
+    ])
+    .await;
+    assert_eq!(registered(aws, tg).await, target(0), "--print sent nothing");
+    let mut req = reqwest::Client::new().post(printed["url"].as_str().expect("url"));
+    for (k, v) in printed["headers"].as_object().expect("headers") {
+        req = req.header(k.as_str(), v.as_str().expect("header value"));
+    }
+    let body = printed["body"].as_str().expect("body").to_string();
+    let resp = req
+        .body(body)
+        .send()
+        .await
+        .expect("POST the printed request");
+    assert_eq!(resp.status().as_u16(), 200);
+    assert_eq!(registered(aws, tg).await, target(1));
 
     // Secrets never reach the logs: the function's JSON log lines tell what happened to each
     // webhook (accepted, rejected and why) and never carry a secret, good or bad.

@@ -256,14 +256,10 @@ fn notification(action: &str, role: &str, scope: &str, node: &str) -> String {
     .to_string()
 }
 
+/// The headers `notify` sends: the library's signer, now.
 fn signed_headers(body: &[u8], secret: &str) -> Vec<(&'static str, String)> {
-    let ts = now();
     let secret = Secret::new(secret.as_bytes().to_vec()).expect("secret");
-    vec![
-        ("content-type", "application/json".to_string()),
-        (webhook::TIMESTAMP_HEADER, ts.to_string()),
-        (webhook::SIGNATURE_HEADER, webhook::sign(&secret, ts, body)),
-    ]
+    webhook::signed_headers(&secret, now(), body)
 }
 
 /// The value of the sample `series` (name and labels exactly as exposed).

@@ -121,7 +121,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--config", required=True)
     ap.add_argument("--repeat", type=int, default=1, help="reconciles in this process (timed each)")
-    ap.add_argument("--flip", help="bench fake Patroni base URL: move every leader before each run")
+    ap.add_argument("--flip", help="the testbed's control URL (examples/testbed.rs): move every leader before each run")
     args = ap.parse_args()
     with open(args.config) as f:
         config = json.load(f)
@@ -139,7 +139,7 @@ def main():
         if args.flip:
             leader = ["pg2", "pg3", "pg1"][i % 3]
             for c in config["clusters"]:
-                requests.post(f"{args.flip}/{c['scope']}/leader/{leader}", timeout=5)
+                requests.post(f"{args.flip}/clusters/{c['scope']}/leader/{leader}", timeout=5).raise_for_status()
         started = time.monotonic()
         summary = reconcile_all(config, session, elb, r53)
         durations.append((time.monotonic() - started) * 1000)

@@ -1,17 +1,23 @@
 //! `patroni-router notify`: the sender end of the webhook, run by Patroni as a callback
 //! (`<cmd> <action> <role> <scope>`). Builds a [`Notification`], signs it (shared-secret HMAC
 //! or AWS SigV4 with the instance's role) and POSTs it, with a few quick retries. Patroni kills
-//! a running callback when the next one starts, so every attempt is bounded.
+//! a running callback when the next one starts, so every attempt is bounded. `--print` prints
+//! the signed request instead of sending it; `--resign-event FILE` prints a Lambda
+//! function-URL event re-signed now (the samples in `events/`). The signing is
+//! [`crate::webhook`]'s.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+mod sigv4;
 
-use aws_config::BehaviorVersion;
-use aws_credential_types::provider::ProvideCredentials;
-use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
-use aws_sigv4::sign::v4;
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
 use aws_smithy_runtime_api::client::identity::Identity;
 
-use crate::webhook::{self, Notification, SIGNATURE_HEADER, Secret, TIMESTAMP_HEADER};
+use crate::clock::unix_now;
+use crate::webhook::{self, Notification, Secret};
+pub use sigv4::region_of_function_url;
+use sigv4::sigv4_headers;
 
 #[derive(Debug, thiserror::Error)]
 pub enum NotifyError {
@@ -23,6 +29,8 @@ pub enum NotifyError {
     Credentials(String),
     #[error("signing the request: {0}")]
     Signing(String),
+    #[error("--resign-event: {0}")]
+    Resign(#[from] webhook::ResignError),
     #[error("{url} answered HTTP {status}: {body}")]
     Rejected {
         url: String,
@@ -47,7 +55,12 @@ pub enum AuthMode {
 #[derive(Debug, Clone, clap::Args)]
 pub struct Options {
     /// The webhook URL (the Lambda function URL, or another receiver of the same format).
-    #[arg(long)]
+    #[arg(
+        long,
+        required_unless_present = "resign_event",
+        default_value = "",
+        hide_default_value = true
+    )]
     pub url: String,
     /// hmac (shared secret) or iam (SigV4 with this host's AWS role). Default: hmac when a
     /// secret is configured, else iam.
@@ -62,12 +75,43 @@ pub struct Options {
     /// Attempts on connection errors, 429 and 5xx (other answers are final).
     #[arg(long, default_value_t = 3)]
     pub attempts: u32,
+    /// Print the signed request (JSON: method, url, headers, body) instead of sending it.
+    #[arg(long)]
+    pub print: bool,
+    /// Print FILE, a Lambda function-URL event, re-signed now: a fresh timestamp and nonce in
+    /// its body and a fresh signature (the secret as for sending). Nothing is sent.
+    #[arg(long, value_name = "FILE", conflicts_with = "print")]
+    pub resign_event: Option<PathBuf>,
     /// The Patroni callback: on_role_change, on_start, on_stop, on_restart, on_reload.
+    #[arg(
+        required_unless_present = "resign_event",
+        default_value = "",
+        hide_default_value = true
+    )]
     pub action: String,
     /// The role Patroni passes (primary, replica, ...).
+    #[arg(
+        required_unless_present = "resign_event",
+        default_value = "",
+        hide_default_value = true
+    )]
     pub role: String,
     /// The cluster's scope.
+    #[arg(
+        required_unless_present = "resign_event",
+        default_value = "",
+        hide_default_value = true
+    )]
     pub scope: String,
+}
+
+/// What [`run`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Sent; the receiver's 2xx status.
+    Sent(u16),
+    /// Printed a signed request or event on stdout; nothing was sent.
+    Printed,
 }
 
 enum Signer {
@@ -75,8 +119,78 @@ enum Signer {
     Iam { identity: Identity, region: String },
 }
 
-/// Send the notification; `Ok(status)` on a 2xx answer.
+/// Send the notification; `Ok(status)` on a 2xx answer. With `--print` or `--resign-event`
+/// it prints instead and ends the process with status 0: the CLI reports "notified URL: HTTP
+/// n" for an `Ok`, which a printed request was not (once the CLI calls [`run`], this goes).
 pub async fn send(opts: &Options) -> Result<u16, NotifyError> {
+    match run(opts).await? {
+        Outcome::Sent(status) => Ok(status),
+        Outcome::Printed => {
+            let _ = std::io::stdout().flush();
+            std::process::exit(0)
+        }
+    }
+}
+
+/// `patroni-router notify`: send, print the signed request, or print a re-signed event.
+pub async fn run(opts: &Options) -> Result<Outcome, NotifyError> {
+    if let Some(file) = &opts.resign_event {
+        print_json(&resign_file(file)?)?;
+        return Ok(Outcome::Printed);
+    }
+    let url = checked_url(opts)?;
+    let node = match &opts.node {
+        Some(n) => n.clone(),
+        None => hostname().ok_or_else(|| {
+            NotifyError::Usage("cannot tell the node name: pass --node NAME".into())
+        })?,
+    };
+    let secret = Secret::from_env()?;
+    let signer = match (opts.auth, secret) {
+        (Some(AuthMode::Hmac), None) => return Err(webhook::SecretError::NoSecret.into()),
+        (Some(AuthMode::Hmac) | None, Some(s)) => Signer::Hmac(s),
+        (Some(AuthMode::Iam), _) | (None, None) => {
+            let (identity, region) = sigv4::credentials(&url).await?;
+            Signer::Iam { identity, region }
+        }
+    };
+    if opts.print {
+        let req = signed_request(&signer, opts, &node, &url)?;
+        let body = String::from_utf8_lossy(&req.body);
+        let headers: serde_json::Map<String, serde_json::Value> = req
+            .headers
+            .into_iter()
+            .map(|(k, v)| (k, v.into()))
+            .collect();
+        print_json(&serde_json::json!({
+            "method": "POST", "url": url.as_str(), "headers": headers, "body": body,
+        }))?;
+        return Ok(Outcome::Printed);
+    }
+    deliver(opts, &url, &node, &signer).await.map(Outcome::Sent)
+}
+
+fn print_json(v: &serde_json::Value) -> Result<(), NotifyError> {
+    let text = serde_json::to_string_pretty(v).map_err(|e| NotifyError::Signing(e.to_string()))?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{text}")
+        .and_then(|()| out.flush())
+        .map_err(|e| NotifyError::Usage(format!("stdout: {e}")))
+}
+
+/// The event in `file`, re-signed now with the configured secret (if it is signed at all).
+fn resign_file(file: &std::path::Path) -> Result<serde_json::Value, NotifyError> {
+    let usage = |e: &dyn std::fmt::Display| NotifyError::Usage(format!("{}: {e}", file.display()));
+    let text = std::fs::read_to_string(file).map_err(|e| usage(&e))?;
+    let mut event: serde_json::Value = serde_json::from_str(&text).map_err(|e| usage(&e))?;
+    let secret = Secret::from_env()?;
+    webhook::resign_event(&mut event, secret.as_ref(), unix_now(), &webhook::nonce())?;
+    Ok(event)
+}
+
+/// `--url`, ACTION, ROLE and SCOPE checked (clap makes them required without
+/// `--resign-event`).
+fn checked_url(opts: &Options) -> Result<reqwest::Url, NotifyError> {
     let url = reqwest::Url::parse(&opts.url)
         .map_err(|e| NotifyError::Usage(format!("--url {:?}: {e}", opts.url)))?;
     if !matches!(url.scheme(), "http" | "https") {
@@ -92,25 +206,57 @@ pub async fn send(opts: &Options) -> Result<u16, NotifyError> {
             webhook::ACTIONS.join(", ")
         )));
     }
-    let node = match &opts.node {
-        Some(n) => n.clone(),
-        None => hostname().ok_or_else(|| {
-            NotifyError::Usage("cannot tell the node name: pass --node NAME".into())
-        })?,
+    Ok(url)
+}
+
+/// A notification's body and headers, signed now (a fresh timestamp and nonce each time).
+struct SignedRequest {
+    body: Vec<u8>,
+    headers: Vec<(String, String)>,
+}
+
+fn signed_request(
+    signer: &Signer,
+    opts: &Options,
+    node: &str,
+    url: &reqwest::Url,
+) -> Result<SignedRequest, NotifyError> {
+    let n = Notification {
+        action: opts.action.clone(),
+        role: opts.role.clone(),
+        scope: opts.scope.clone(),
+        node: node.to_string(),
+        timestamp: unix_now(),
+        nonce: webhook::nonce(),
     };
-    let secret = Secret::from_env()?;
-    let signer = match (opts.auth, secret) {
-        (Some(AuthMode::Hmac), None) => return Err(webhook::SecretError::NoSecret.into()),
-        (Some(AuthMode::Hmac) | None, Some(s)) => Signer::Hmac(s),
-        (Some(AuthMode::Iam), _) | (None, None) => iam_signer(&url).await?,
+    let body = serde_json::to_vec(&n).map_err(|e| NotifyError::Signing(e.to_string()))?;
+    let headers = match signer {
+        Signer::Hmac(secret) => webhook::signed_headers(secret, n.timestamp, &body)
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+        Signer::Iam { identity, region } => {
+            let mut h = vec![("content-type".to_string(), "application/json".to_string())];
+            h.extend(sigv4_headers(identity, region, url.as_str(), &body)?);
+            h
+        }
     };
+    Ok(SignedRequest { body, headers })
+}
+
+/// POST with retries; `Ok(status)` on a 2xx answer.
+async fn deliver(
+    opts: &Options,
+    url: &reqwest::Url,
+    node: &str,
+    signer: &Signer,
+) -> Result<u16, NotifyError> {
     let http = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(2).min(opts.timeout))
         .timeout(opts.timeout)
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .map_err(|e| NotifyError::Usage(format!("HTTP client: {e}")))?;
-
     let attempts = opts.attempts.max(1);
     let mut last = String::new();
     for attempt in 0..attempts {
@@ -120,31 +266,12 @@ pub async fn send(opts: &Options) -> Result<u16, NotifyError> {
             tokio::time::sleep(Duration::from_millis(base + jitter(base / 2))).await;
         }
         // A fresh timestamp and nonce per attempt: a retry is a new request, never a replay.
-        let n = Notification {
-            action: opts.action.clone(),
-            role: opts.role.clone(),
-            scope: opts.scope.clone(),
-            node: node.clone(),
-            timestamp: unix_now(),
-            nonce: nonce(),
-        };
-        let body = serde_json::to_vec(&n).map_err(|e| NotifyError::Signing(e.to_string()))?;
-        let mut req = http
-            .post(url.clone())
-            .header("content-type", "application/json");
-        match &signer {
-            Signer::Hmac(secret) => {
-                req = req
-                    .header(TIMESTAMP_HEADER, n.timestamp.to_string())
-                    .header(SIGNATURE_HEADER, webhook::sign(secret, n.timestamp, &body));
-            }
-            Signer::Iam { identity, region } => {
-                for (k, v) in sigv4_headers(identity, region, url.as_str(), &body)? {
-                    req = req.header(k, v);
-                }
-            }
+        let signed = signed_request(signer, opts, node, url)?;
+        let mut req = http.post(url.clone());
+        for (k, v) in signed.headers {
+            req = req.header(k, v);
         }
-        match req.body(body).send().await {
+        match req.body(signed.body).send().await {
             Ok(resp) => {
                 let status = resp.status().as_u16();
                 if resp.status().is_success() {
@@ -172,104 +299,11 @@ pub async fn send(opts: &Options) -> Result<u16, NotifyError> {
     })
 }
 
-async fn iam_signer(url: &reqwest::Url) -> Result<Signer, NotifyError> {
-    let config = aws_config::defaults(BehaviorVersion::latest()).load().await;
-    let provider = config.credentials_provider().ok_or_else(|| {
-        NotifyError::Credentials(
-            "no credentials provider (and no ROUTER_WEBHOOK_SECRET for --auth hmac)".into(),
-        )
-    })?;
-    let creds = provider
-        .provide_credentials()
-        .await
-        .map_err(|e| NotifyError::Credentials(e.to_string()))?;
-    let region = region_of_function_url(url)
-        .or_else(|| config.region().map(|r| r.to_string()))
-        .ok_or_else(|| {
-            NotifyError::Credentials(
-                "no region: use a function URL (…lambda-url.REGION.on.aws) or set AWS_REGION"
-                    .into(),
-            )
-        })?;
-    Ok(Signer::Iam {
-        identity: creds.into(),
-        region,
-    })
-}
-
-/// `https://ID.lambda-url.REGION.on.aws/` -> `REGION`.
-pub fn region_of_function_url(url: &reqwest::Url) -> Option<String> {
-    let host = url.host_str()?;
-    let mut labels = host.split('.');
-    let (_id, kind, region) = (labels.next()?, labels.next()?, labels.next()?);
-    (kind == "lambda-url").then(|| region.to_string())
-}
-
-/// The SigV4 headers for a function URL request (service `lambda`).
-fn sigv4_headers(
-    identity: &Identity,
-    region: &str,
-    url: &str,
-    body: &[u8],
-) -> Result<Vec<(String, String)>, NotifyError> {
-    let err = |e: &dyn std::fmt::Display| NotifyError::Signing(e.to_string());
-    let params = v4::SigningParams::builder()
-        .identity(identity)
-        .region(region)
-        .name("lambda")
-        .time(SystemTime::now())
-        .settings(SigningSettings::default())
-        .build()
-        .map_err(|e| err(&e))?
-        .into();
-    let headers = [("content-type", "application/json")];
-    let signable = SignableRequest::new(
-        "POST",
-        url,
-        headers.iter().copied(),
-        SignableBody::Bytes(body),
-    )
-    .map_err(|e| err(&e))?;
-    let (instructions, _) = sign(signable, &params).map_err(|e| err(&e))?.into_parts();
-    Ok(instructions
-        .headers()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect())
-}
-
-fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
-
-fn random_bytes<const N: usize>() -> [u8; N] {
-    let mut b = [0u8; N];
-    // The OS RNG does not fail on Linux; if it ever did, the time-based fallback still
-    // differs per request, which is all a nonce needs.
-    if getrandom::fill(&mut b).is_err() {
-        let t = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0)
-            .to_le_bytes();
-        for (i, x) in b.iter_mut().enumerate() {
-            *x = t[i % t.len()] ^ (std::process::id() as u8).wrapping_add(i as u8);
-        }
-    }
-    b
-}
-
-fn nonce() -> String {
-    hex::encode(random_bytes::<16>())
-}
-
 fn jitter(max: u64) -> u64 {
     if max == 0 {
         return 0;
     }
-    u64::from_le_bytes(random_bytes::<8>()) % max
+    u64::from_le_bytes(webhook::random_bytes::<8>()) % max
 }
 
 fn hostname() -> Option<String> {
@@ -282,48 +316,4 @@ fn hostname() -> Option<String> {
                 .map(|h| h.trim().to_string())
                 .filter(|h| !h.is_empty())
         })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn function_url_region_is_read_from_the_host() {
-        let u = reqwest::Url::parse("https://abcdefg.lambda-url.eu-west-1.on.aws/").expect("url");
-        assert_eq!(region_of_function_url(&u).as_deref(), Some("eu-west-1"));
-        let u = reqwest::Url::parse("http://127.0.0.1:9000/").expect("url");
-        assert_eq!(region_of_function_url(&u), None);
-    }
-
-    #[test]
-    fn nonces_are_random_hex() {
-        let (a, b) = (nonce(), nonce());
-        assert_eq!(a.len(), 32);
-        assert_ne!(a, b);
-    }
-
-    #[test]
-    fn sigv4_headers_carry_the_lambda_scope() {
-        let creds =
-            aws_credential_types::Credentials::new("AKIDEXAMPLE", "secret", None, None, "test");
-        let h = sigv4_headers(
-            &creds.into(),
-            "eu-west-1",
-            "https://x.lambda-url.eu-west-1.on.aws/",
-            b"{}",
-        )
-        .expect("signs");
-        let auth = h
-            .iter()
-            .find(|(k, _)| k == "authorization")
-            .map(|(_, v)| v.as_str())
-            .unwrap_or("");
-        assert!(
-            auth.starts_with("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/"),
-            "{auth}"
-        );
-        assert!(auth.contains("/eu-west-1/lambda/aws4_request"), "{auth}");
-        assert!(h.iter().any(|(k, _)| k == "x-amz-date"));
-    }
 }

@@ -1,9 +1,13 @@
 //! Test support shared by the unit tests, the integration tests, the bench and the local
 //! invoke (built with the `testkit` feature; never part of the router itself): builders of
-//! configs, Patroni answers and observations.
+//! configs, Patroni answers and observations; the one fake Patroni ([`fake_patroni`]), the
+//! testbed of many fake clusters ([`testbed`]), and the one moto setup ([`moto`], [`world`]).
 
 pub mod fake_patroni;
+pub mod moto;
 pub mod reports;
+pub mod testbed;
+pub mod world;
 
 use crate::config::{ClusterConfig, Config};
 use crate::domain::patroni::{

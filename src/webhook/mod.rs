@@ -6,7 +6,7 @@
 //!   `X-Router-Timestamp: <unix seconds>`
 //!   `X-Router-Signature: v1=<hex HMAC-SHA256(secret, "<timestamp>.<body>")>`.
 //! The body is only a trigger (which cluster to look at); the decision always comes from a
-//! fresh poll of Patroni.
+//! fresh poll of Patroni. Signing (and re-signing sample events) is in [`sign`].
 
 use std::collections::HashMap;
 use std::fmt;
@@ -16,6 +16,10 @@ use std::time::Duration;
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
+
+mod sign;
+pub(crate) use sign::random_bytes;
+pub use sign::{ResignError, nonce, resign_event, sign, signed_headers};
 
 pub const TIMESTAMP_HEADER: &str = "x-router-timestamp";
 pub const SIGNATURE_HEADER: &str = "x-router-signature";
@@ -125,15 +129,6 @@ impl Secret {
         // HMAC accepts keys of any length; this cannot fail.
         <Hmac<Sha256> as Mac>::new_from_slice(&self.0).unwrap_or_else(|_| unreachable!())
     }
-}
-
-/// The `X-Router-Signature` value for a body sent at `timestamp`.
-pub fn sign(secret: &Secret, timestamp: i64, body: &[u8]) -> String {
-    let mut mac = secret.mac();
-    mac.update(timestamp.to_string().as_bytes());
-    mac.update(b".");
-    mac.update(body);
-    format!("v1={}", hex::encode(mac.finalize().into_bytes()))
 }
 
 /// How webhooks are authenticated.
@@ -312,14 +307,6 @@ impl Verifier {
     }
 }
 
-/// Unix seconds now (0 if the clock is before 1970).
-pub fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
-
 /// What every webhook receiver (the Lambda function URL, `serve`'s `POST /webhook`) does
 /// before any Patroni or AWS call: verify the request, then check that the scope is a
 /// configured cluster (404 otherwise). Logs the outcome, never a secret.
@@ -328,13 +315,15 @@ pub fn admit(
     config: &crate::config::Config,
     req: &Request,
 ) -> Result<Notification, Rejection> {
-    let checked = verifier.verify(req, unix_now()).and_then(|n| {
-        if config.cluster(&n.scope).is_none() {
-            Err(Rejection::UnknownScope(n.scope.clone()))
-        } else {
-            Ok(n)
-        }
-    });
+    let checked = verifier
+        .verify(req, crate::clock::unix_now())
+        .and_then(|n| {
+            if config.cluster(&n.scope).is_none() {
+                Err(Rejection::UnknownScope(n.scope.clone()))
+            } else {
+                Ok(n)
+            }
+        });
     match &checked {
         Ok(n) => tracing::info!(
             scope = %n.scope, action = %n.action, role = %n.role, node = %n.node,

@@ -18,11 +18,12 @@ fn body(ts: i64, nonce: &str) -> Vec<u8> {
     .expect("json")
 }
 
+/// A request as `notify` signs it.
 fn signed(ts: i64, body: Vec<u8>) -> Request {
-    let mut headers = HashMap::new();
-    headers.insert("content-type".into(), "application/json".into());
-    headers.insert(TIMESTAMP_HEADER.into(), ts.to_string());
-    headers.insert(SIGNATURE_HEADER.into(), sign(&secret(), ts, &body));
+    let headers = signed_headers(&secret(), ts, &body)
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
     Request {
         method: "POST".into(),
         headers,
@@ -200,4 +201,100 @@ fn the_signature_is_hmac_sha256_over_timestamp_dot_body() {
         sign(&secret(), 1_700_000_000, b"{}"),
         "v1=ebcc30eddb6d7b4bc23dce56f1fa9113cbb6b2c1cf89df9e5b85995fb1b1277b"
     );
+}
+
+/// A function-URL event as in `events/`: signed at `ts` (0: never signed).
+fn event(ts: i64, body: &[u8]) -> serde_json::Value {
+    let mut headers = serde_json::json!({"content-type": "application/json"});
+    if ts != 0 {
+        headers[TIMESTAMP_HEADER] = ts.to_string().into();
+        headers[SIGNATURE_HEADER] = sign(&secret(), ts, body).into();
+    }
+    serde_json::json!({"headers": headers, "body": String::from_utf8_lossy(body), "isBase64Encoded": false})
+}
+
+/// The request the Lambda sees for a function-URL event.
+fn request_of(event: &serde_json::Value) -> Request {
+    let headers = event["headers"]
+        .as_object()
+        .expect("headers")
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+        .collect();
+    let body = event["body"].as_str().unwrap_or_default();
+    let body = if event["isBase64Encoded"] == true {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD
+            .decode(body)
+            .expect("base64")
+    } else {
+        body.as_bytes().to_vec()
+    };
+    Request {
+        method: "POST".into(),
+        headers,
+        body,
+        iam_caller: None,
+    }
+}
+
+#[test]
+fn a_stale_event_re_signed_now_verifies_and_only_once() {
+    let later = NOW + 3600;
+    let mut ev = event(NOW, &body(NOW, "old"));
+    let v = verifier();
+    assert_eq!(status(v.verify(&request_of(&ev), later)), 401, "stale");
+    resign_event(&mut ev, Some(&secret()), later, "fresh").expect("re-signs");
+    let n = v.verify(&request_of(&ev), later).expect("verifies now");
+    assert_eq!((n.timestamp, n.nonce.as_str()), (later, "fresh"));
+    assert_eq!(ev["headers"][TIMESTAMP_HEADER], later.to_string());
+    assert_eq!(status(v.verify(&request_of(&ev), later)), 401, "a replay");
+}
+
+#[test]
+fn re_signing_keeps_unsigned_events_unsigned_and_base64_bodies_base64() {
+    let mut unsigned = event(0, &body(NOW, "u"));
+    resign_event(&mut unsigned, None, NOW + 60, "u2").expect("no secret needed");
+    assert!(unsigned["headers"].get(SIGNATURE_HEADER).is_none());
+    assert!(unsigned["body"].as_str().unwrap_or("").contains("\"u2\""));
+
+    use base64::Engine;
+    let mut ev = event(NOW, &body(NOW, "b"));
+    ev["body"] = base64::engine::general_purpose::STANDARD
+        .encode(body(NOW, "b"))
+        .into();
+    ev["isBase64Encoded"] = true.into();
+    resign_event(&mut ev, Some(&secret()), NOW + 60, "b2").expect("re-signs");
+    let n = verifier()
+        .verify(&request_of(&ev), NOW + 60)
+        .expect("verifies");
+    assert_eq!(n.nonce, "b2");
+}
+
+#[test]
+fn re_signing_a_signed_event_needs_the_secret_and_an_event() {
+    let mut ev = event(NOW, &body(NOW, "s"));
+    assert_eq!(
+        resign_event(&mut ev, None, NOW, "s2"),
+        Err(ResignError::NoSecret)
+    );
+    let mut not_event = serde_json::json!({"body": 5});
+    assert!(matches!(
+        resign_event(&mut not_event, Some(&secret()), NOW, "x"),
+        Err(ResignError::NotAnEvent(_))
+    ));
+    // A malformed body (no timestamp) is signed as it is: the receiver answers 400, not 401.
+    let mut malformed = event(NOW, br#"{"action":"on_role_change"}"#);
+    resign_event(&mut malformed, Some(&secret()), NOW + 60, "m").expect("re-signs");
+    assert_eq!(
+        status(verifier().verify(&request_of(&malformed), NOW + 60)),
+        400
+    );
+}
+
+#[test]
+fn nonces_are_random_hex() {
+    let (a, b) = (nonce(), nonce());
+    assert_eq!(a.len(), 32);
+    assert_ne!(a, b);
 }

@@ -5,6 +5,8 @@
 //! loopback address and port of its own per node (integration tests, the bench, the local
 //! Lambda invoke). Real Patroni is exercised by the end-to-end tests.
 
+mod http;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -12,8 +14,6 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use serde_json::{Value, json};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpListener;
 
 use crate::adapters::Patroni;
 use crate::adapters::patroni_http::MAX_BODY;
@@ -95,15 +95,8 @@ pub struct FakeNode {
     /// The base URL a config's `api_url` names (a placeholder for an in-memory node).
     pub url: String,
     state: Shared,
-    task: Option<tokio::task::JoinHandle<()>>,
-}
-
-impl Drop for FakeNode {
-    fn drop(&mut self) {
-        if let Some(t) = &self.task {
-            t.abort();
-        }
-    }
+    /// The HTTP face, when the node has one.
+    listener: Option<http::Listener>,
 }
 
 impl FakeNode {
@@ -113,7 +106,7 @@ impl FakeNode {
             name: name.to_string(),
             url: format!("http://{name}.fake.invalid:8008"),
             state: Shared::default(),
-            task: None,
+            listener: None,
         }
     }
 
@@ -138,38 +131,42 @@ impl FakeNode {
         addr: SocketAddr,
         tls: Option<tokio_rustls::TlsAcceptor>,
     ) -> std::io::Result<FakeNode> {
-        let listener = TcpListener::bind(addr).await?;
-        let scheme = if tls.is_some() { "https" } else { "http" };
-        let url = format!("{scheme}://{}", listener.local_addr()?);
         let state = Shared::default();
-        let st = Arc::clone(&state);
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((sock, _)) = listener.accept().await else {
-                    // Out of descriptors or similar: back off instead of spinning.
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                    continue;
-                };
-                let st = Arc::clone(&st);
-                let tls = tls.clone();
-                tokio::spawn(async move {
-                    match tls {
-                        None => answer(sock, st).await,
-                        Some(acceptor) => {
-                            if let Ok(stream) = acceptor.accept(sock).await {
-                                answer(stream, st).await;
-                            }
-                        }
-                    }
-                });
-            }
-        });
+        let listener = http::Listener::bind(addr, tls, &state).await?;
         Ok(FakeNode {
             name: name.to_string(),
-            url,
+            url: format!("{}://{}", listener.scheme(), listener.addr),
             state,
-            task: Some(task),
+            listener: Some(listener),
         })
+    }
+
+    /// Where the HTTP face listens (`None` for an in-memory node).
+    pub fn addr(&self) -> Option<SocketAddr> {
+        self.listener.as_ref().map(|l| l.addr)
+    }
+
+    /// Stop listening, as a dead Patroni: connections are refused until
+    /// [`FakeNode::listen_again`].
+    pub async fn stop_listening(&self) {
+        if let Some(l) = &self.listener {
+            l.stop().await;
+        }
+    }
+
+    /// Listen again on the same address and port.
+    pub async fn listen_again(&self) -> std::io::Result<()> {
+        match &self.listener {
+            Some(l) => l.start(&self.state).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Whether the HTTP face accepts connections now.
+    pub fn is_listening(&self) -> bool {
+        self.listener
+            .as_ref()
+            .is_some_and(http::Listener::is_listening)
     }
 
     pub fn set(&self, path: &str, reply: Reply) {
@@ -221,52 +218,6 @@ impl FakeNode {
         }
         Ok(body)
     }
-}
-
-/// Answer one request on one connection, as the test set it up; then close it (Patroni's
-/// REST API speaks HTTP/1.0-style, one request per connection).
-async fn answer<S: AsyncRead + AsyncWrite + Unpin>(mut sock: S, st: Shared) {
-    let mut buf = vec![0u8; 4096];
-    let mut len = 0;
-    while !buf[..len].windows(4).any(|w| w == b"\r\n\r\n") {
-        match sock.read(&mut buf[len..]).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => len += n,
-        }
-        if len == buf.len() {
-            return;
-        }
-    }
-    let head = String::from_utf8_lossy(&buf[..len]).to_string();
-    let path = head.split_whitespace().nth(1).unwrap_or("/").to_string();
-    let (_in_flight, reply) = InFlight::enter(&st, &path);
-    let (status, body) = match reply {
-        Reply::Hang => {
-            tokio::time::sleep(Duration::from_secs(3600)).await;
-            return;
-        }
-        Reply::Close => return,
-        Reply::Slow(d, body) => {
-            tokio::time::sleep(d).await;
-            (200, body.into_bytes())
-        }
-        Reply::Json(status, body) => (status, body.into_bytes()),
-        Reply::Raw(bytes) => (200, bytes),
-        Reply::Redirect(to) => {
-            let resp = format!(
-                "HTTP/1.1 302 Found\r\nLocation: {to}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-            );
-            let _ = sock.write_all(resp.as_bytes()).await;
-            return;
-        }
-    };
-    let head = format!(
-        "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    let _ = sock.write_all(head.as_bytes()).await;
-    let _ = sock.write_all(&body).await;
-    let _ = sock.shutdown().await;
 }
 
 /// `GET /patroni` as Patroni 4 answers it.
