@@ -6,7 +6,7 @@ mod common;
 use common::fake_patroni::{FakeCluster, Reply, cluster_json, patroni_json};
 use common::scenario::{Options, Scenario, writes};
 use common::*;
-use patroni_router::domain::report::{ChangeStatus, Mode};
+use patroni_router::domain::report::{Action, ChangeStatus, Mode};
 use serde_json::json;
 
 async fn setup(ip: bool, strategy: &'static str, routing: &'static str) -> Scenario {
@@ -57,9 +57,17 @@ async fn follows_a_leader_change_registering_before_deregistering() {
         .iter()
         .map(|c| format!("{:?} {}", c.action, c.node.as_deref().unwrap_or("?")))
         .collect();
+    // Each resource's marker moves the fence first: the tags before the targets, the TXT in
+    // the same batch as the record.
     assert_eq!(
         actions,
-        vec!["Register pg2", "Deregister pg1", "Upsert pg2"]
+        vec![
+            "Mark ?",
+            "Register pg2",
+            "Deregister pg1",
+            "Mark ?",
+            "Upsert pg2"
+        ]
     );
     assert!(
         r.clusters[0]
@@ -139,7 +147,14 @@ async fn ip_target_group_and_failover_records() {
 
 #[tokio::test]
 async fn members_strategy_keeps_every_node_registered() {
-    let s = setup(false, "members", "simple").await;
+    // With Patroni unreachable from the first run, only a configured owner can mark what the
+    // router changes (the default owner is the database, which nobody has named yet).
+    let s = Scenario::new(Options {
+        strategy: "members",
+        extra: json!({"owner_id": "moto-test"}),
+        ..Options::default()
+    })
+    .await;
     // Even with Patroni unreachable, membership is config-driven.
     for n in &s.fake.nodes {
         n.fail(Reply::Close);
@@ -159,7 +174,16 @@ async fn members_strategy_keeps_every_node_registered() {
     let r = s.reconcile().await;
     assert_eq!(s.targets().await, want);
     assert_eq!(s.a_record().await, vec![s.ip(1)]);
-    assert_eq!(writes(&r), 1, "only the record: {}", r.to_text());
+    // Only the record: the A record and its marker, in one change batch; no target change.
+    assert_eq!(writes(&r), 2, "only the record: {}", r.to_text());
+    assert!(
+        r.clusters[0]
+            .changes
+            .iter()
+            .all(|c| !c.resource.starts_with("arn:")),
+        "only the record: {}",
+        r.to_text()
+    );
 }
 
 #[tokio::test]
@@ -168,7 +192,14 @@ async fn plan_mode_reports_and_changes_nothing() {
     s.fake.set_leader("pg2", 1);
     let r = s.router.run(Mode::Plan, None).await.expect("plan");
     let c = &r.clusters[0];
-    assert_eq!(c.changes.len(), 2, "{}", r.to_text());
+    // Register and upsert, each with the adoption of its (unmarked) resource.
+    assert_eq!(c.changes.len(), 4, "{}", r.to_text());
+    let adopted = c
+        .changes
+        .iter()
+        .filter(|c| c.action == Action::Adopt)
+        .count();
+    assert_eq!(adopted, 2, "{}", r.to_text());
     assert!(c.changes.iter().all(|c| c.status == ChangeStatus::Planned));
     assert!(s.targets().await.is_empty());
     assert!(s.a_record().await.is_empty());

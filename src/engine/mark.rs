@@ -15,6 +15,8 @@ use crate::domain::report::ClusterError;
 /// What marking needs besides the plans.
 pub(super) struct Context<'c> {
     pub owner_id: Option<&'c str>,
+    /// The cluster's database: the decision's, or the last one this process saw.
+    pub database: Option<&'c str>,
     pub at_ms: u64,
     pub tags: &'c HashMap<String, Result<Tags, AwsError>>,
 }
@@ -53,11 +55,7 @@ pub(super) fn mark(p: &mut Prepared<'_>, ctx: &Context<'_>) {
     if p.decision.all_misconfigured {
         p.error(ClusterError::Misconfigured(p.decision.reason.clone()));
     }
-    let Some(owner) = Owner::of(
-        ctx.owner_id,
-        &p.cluster.scope,
-        p.decision.database.as_deref(),
-    ) else {
+    let Some(owner) = Owner::of(ctx.owner_id, &p.cluster.scope, ctx.database) else {
         if wants_writes(p) {
             hold_everything(p);
             p.error(ClusterError::Blocked {

@@ -74,6 +74,9 @@ struct Memory {
     /// Each target group's tags (owner marker and fence) as last read or written: read once
     /// per process, read again before any change to the group.
     tags: Mutex<HashMap<String, Tags>>,
+    /// Each cluster's database (system identifier) as last reported: the default owner while
+    /// no node answers.
+    databases: Mutex<HashMap<String, String>>,
 }
 
 pub struct Router {
@@ -119,6 +122,22 @@ impl Router {
 
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// Remember the database a cluster's nodes named; the last one known when none did.
+    fn remember_database(&self, scope: &str, now: Option<&str>) -> Option<String> {
+        let mut known = self
+            .memory
+            .databases
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        match now {
+            Some(db) => {
+                known.insert(scope.to_string(), db.to_string());
+                Some(db.to_string())
+            }
+            None => known.get(scope).cloned(),
+        }
     }
 
     fn clusters(&self, scope: Option<&str>) -> Result<Vec<&ClusterConfig>, ReconcileError> {
@@ -219,7 +238,9 @@ impl Router {
         };
         assemble::log_decision(cluster, &decision, &observations);
         let aws = observe::read_cluster(self, cluster, shared).await;
+        let database = self.remember_database(&cluster.scope, decision.database.as_deref());
         let ctx = mark::Context {
+            database: database.as_deref(),
             owner_id: self.config.owner_id.as_deref(),
             at_ms: u64::try_from(self.ports.clock.since_epoch().as_millis()).unwrap_or(u64::MAX),
             tags: &shared.tags,

@@ -60,9 +60,22 @@ pub async fn registered(aws: &AwsClients, arn: &str) -> Vec<String> {
         .expect("describe target health")
 }
 
-/// What moto holds at `name`: `(type, set identifier, failover, values)` per record set.
+/// The address records (A, AAAA) moto holds at `name`: `(type, set identifier, failover,
+/// values)` per record set. The router's TXT marker at the name is [`marker`].
 pub async fn records(aws: &AwsClients, zone: &str, name: &str) -> Vec<RecordSet> {
-    moto::records(aws, zone, name).await.expect("list records")
+    let all = moto::records(aws, zone, name).await.expect("list records");
+    all.into_iter()
+        .filter(|r| r.0 == "A" || r.0 == "AAAA")
+        .collect()
+}
+
+/// The router's marker at `name` (the TXT record's value), if there is one.
+pub async fn marker(aws: &AwsClients, zone: &str, name: &str) -> Option<String> {
+    let all = moto::records(aws, zone, name).await.expect("list records");
+    all.into_iter()
+        .filter(|r| r.0 == "TXT")
+        .flat_map(|r| r.3)
+        .find(|v| v.contains("heritage=patroni-router"))
 }
 
 /// The config's `nodes` for fake Patroni nodes on these instances (id, private ip).

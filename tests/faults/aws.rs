@@ -118,6 +118,8 @@ async fn register_succeeding_and_deregister_failing_is_a_partial_apply_that_conv
     assert_eq!(
         statuses,
         vec![
+            // The fence moves first (tags), then the targets.
+            ("Mark".to_string(), ChangeStatus::Applied),
             ("Register".to_string(), ChangeStatus::Applied),
             ("Deregister".to_string(), ChangeStatus::Failed)
         ]
@@ -170,8 +172,12 @@ async fn a_missing_target_group_is_reported_and_dns_still_routes() {
 #[tokio::test]
 async fn two_reconciles_at_once_converge_and_never_flap() {
     let s = routed(Options::default()).await;
-    for (leader, i) in [("pg2", 1usize), ("pg3", 2), ("pg1", 0)] {
-        s.fake.set_leader(leader, 10 + i as u64);
+    // Each failover is on a newer timeline, as in Patroni (the fence refuses going back).
+    for (step, (leader, i)) in [("pg2", 1usize), ("pg3", 2), ("pg1", 0)]
+        .into_iter()
+        .enumerate()
+    {
+        s.fake.set_leader(leader, 10 + step as u64);
         let (a, b) = tokio::join!(s.reconcile(), s.reconcile());
         for r in [&a, &b] {
             assert_eq!(r.clusters[0].decision.primary(), Some(leader));

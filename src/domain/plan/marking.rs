@@ -102,6 +102,17 @@ fn marker_now(owner: &Owner, decision: &Decision, at_ms: u64) -> Marker {
     Marker::new(owner, decision.timeline(), decision.primary(), at_ms)
 }
 
+/// A marker never lowers the fence it replaces: a decision without a timeline (the fence's own
+/// leader holding) carries the fence over.
+fn keep_fence(next: &mut Marker, previous: Option<&Marker>) {
+    if let Some(prev) = previous
+        && (next.timeline.is_none() || next.timeline < prev.timeline)
+    {
+        next.timeline = prev.timeline;
+        next.leader.clone_from(&prev.leader);
+    }
+}
+
 /// Mark a record plan: a conflict blocks it; otherwise the TXT marker is (re)written when the
 /// records change, when the name is adopted, or when the fence moves.
 pub fn mark_dns(
@@ -134,7 +145,12 @@ pub fn mark_dns(
         plan.deletes.clear();
         return;
     }
+    if decision.primary().is_none() {
+        // Nothing is routed without a confirmed primary: the marker (and its fence) stays.
+        return;
+    }
     let mut next = marker_now(owner, decision, at_ms);
+    keep_fence(&mut next, previous);
     if plan.routing == DnsRouting::Multivalue {
         next.sets = plan.desired_sets.clone();
         next.sets.sort();
@@ -225,10 +241,16 @@ pub fn mark_target_group(
         Claim::Ours(m) => Some(m),
         _ => None,
     };
-    // Membership does not follow the leader: only the owner is marked.
+    // Membership does not follow the leader: only the owner is marked. Other strategies
+    // route nothing without a confirmed primary, so there is nothing to mark then.
     let next = match strategy {
         Strategy::Members => Marker::new(owner, None, None, 0),
-        _ => marker_now(owner, decision, 0),
+        _ if decision.primary().is_none() => return,
+        _ => {
+            let mut m = marker_now(owner, decision, 0);
+            keep_fence(&mut m, previous);
+            m
+        }
     };
     let mut add: Vec<(String, String)> = next.to_tags();
     if previous.is_some() {

@@ -219,3 +219,29 @@ async fn foreign_multivalue_records_are_never_deleted() {
         ]
     );
 }
+
+#[tokio::test]
+async fn without_a_confirmed_primary_the_markers_and_their_fence_stay_as_they_are() {
+    let w = failed_over().await;
+    let (txt, tags) = (w.txt("a").await, w.aws.tags_of(&tg_arn("a")));
+    let before = w.aws.writes();
+    for n in &w.fake(0).nodes {
+        n.fail(Reply::Close);
+    }
+    let r = w.reconcile().await;
+    assert_eq!(r.clusters[0].decision.kind(), "no_primary");
+    assert_eq!(w.aws.writes(), before, "no write call: {}", r.to_text());
+    assert_eq!((w.txt("a").await, w.aws.tags_of(&tg_arn("a"))), (txt, tags));
+    // The fence's leader holding without a timeline keeps the fence.
+    w.fake(0).set_leader("a-pg2", 2);
+    let mut no_tl: Value =
+        serde_json::from_str(&patroni_json("a", "a-pg2", "primary", "running", 2)).expect("json");
+    no_tl.as_object_mut().map(|o| o.remove("timeline"));
+    w.fake(0)
+        .node("a-pg2")
+        .set("/patroni", Reply::Json(200, no_tl.to_string()));
+    let r = w.reconcile().await;
+    assert_eq!(r.clusters[0].decision.primary(), Some("a-pg2"));
+    let m = Marker::from_txt(&w.txt("a").await).expect("marker");
+    assert_eq!((m.timeline, m.leader.as_deref()), (Some(2), Some("a-pg2")));
+}
