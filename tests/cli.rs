@@ -3,57 +3,11 @@
 
 mod common;
 
-use std::process::Output;
-
+use common::cli::*;
 use common::fake_patroni::{FakeCluster, Reply};
 use common::*;
 use serde_json::{Value, json};
 use tokio::process::Command;
-
-const BIN: &str = env!("CARGO_BIN_EXE_patroni-router");
-
-async fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(BIN);
-    cmd.args(args)
-        .env_remove("ROUTER_CONFIG")
-        .env_remove("ROUTER_CONFIG_FILE");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.output().await.expect("run patroni-router")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).to_string()
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).to_string()
-}
-
-fn write_config(text: &str) -> tempfile_path::TempPath {
-    tempfile_path::TempPath::with(text)
-}
-
-/// A config file removed when dropped (no extra crate for one temp file).
-mod tempfile_path {
-    pub struct TempPath(pub std::path::PathBuf);
-    impl TempPath {
-        pub fn with(text: &str) -> TempPath {
-            let p = std::env::temp_dir().join(format!("{}.json", super::unique("router-cli-")));
-            std::fs::write(&p, text).expect("write temp config");
-            TempPath(p)
-        }
-        pub fn arg(&self) -> &str {
-            self.0.to_str().expect("utf-8 temp path")
-        }
-    }
-    impl Drop for TempPath {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_file(&self.0);
-        }
-    }
-}
 
 #[tokio::test]
 async fn bad_config_exits_1_naming_the_field() {

@@ -129,6 +129,14 @@ fn with_tls(
     Ok(builder)
 }
 
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = e;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    cause.to_string()
+}
+
 fn classify(e: &reqwest::Error, timeout: Duration) -> PollError {
     if e.is_timeout() {
         PollError::Timeout(format!(
@@ -136,7 +144,8 @@ fn classify(e: &reqwest::Error, timeout: Duration) -> PollError {
             humantime::format_duration(timeout)
         ))
     } else if e.is_connect() {
-        PollError::Connect(one_line(e))
+        // The innermost cause says it: "Connection refused (os error 111)", "certificate…".
+        PollError::Connect(root_cause(e))
     } else {
         PollError::Other(one_line(e))
     }

@@ -77,7 +77,34 @@ fn change_set(p: &Prepared<'_>, plans: &[usize]) -> ChangeSet {
     }
 }
 
+/// A batch carrying a marker that Route 53 refused as invalid: the marker it DELETEs is not
+/// what the zone holds — another router changed it since this run read it (real Route 53 says
+/// `InvalidChangeBatch`, moto `InvalidInput`). Nothing of the batch was applied.
+fn lost_race(p: &Prepared<'_>, plans: &[usize], e: &AwsError) -> Option<AwsError> {
+    let marked = plans.iter().any(|&j| p.dns_plans[j].marking.txt.is_some());
+    let invalid = matches!(
+        e.code.as_deref(),
+        Some("InvalidChangeBatch" | "InvalidInput")
+    );
+    (marked && invalid).then(|| {
+        AwsError::new(
+            e.operation,
+            &e.resource,
+            e.code.as_deref(),
+            format!(
+                "the router's marker changed since this run read it (another router routed \
+                 meanwhile): nothing applied; the next run reads it again ({})",
+                e.message
+            ),
+        )
+    })
+}
+
 fn record_outcome(p: &mut Prepared<'_>, plans: &[usize], result: &Result<(), AwsError>) {
+    let result = &match result {
+        Err(e) => Err(lost_race(p, plans, e).unwrap_or_else(|| e.clone())),
+        Ok(()) => Ok(()),
+    };
     let (status, error) = outcome(result);
     let mut changes = Vec::new();
     for &j in plans {

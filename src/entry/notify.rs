@@ -66,7 +66,9 @@ pub struct Options {
     /// secret is configured, else iam.
     #[arg(long, value_enum)]
     pub auth: Option<AuthMode>,
-    /// This node's Patroni member name (default: the host name).
+    /// This node: its Patroni member name (`name` in patroni.yml), which is how the router
+    /// knows which node says it became primary; default: the host name. A name that is not a
+    /// configured member only means "some node changed role" (the router looks at every node).
     #[arg(long)]
     pub node: Option<String>,
     /// Bound on one attempt; the router answers once Patroni confirms the primary.
@@ -117,19 +119,6 @@ pub enum Outcome {
 enum Signer {
     Hmac(Secret),
     Iam { identity: Identity, region: String },
-}
-
-/// Send the notification; `Ok(status)` on a 2xx answer. With `--print` or `--resign-event`
-/// it prints instead and ends the process with status 0: the CLI reports "notified URL: HTTP
-/// n" for an `Ok`, which a printed request was not (once the CLI calls [`run`], this goes).
-pub async fn send(opts: &Options) -> Result<u16, NotifyError> {
-    match run(opts).await? {
-        Outcome::Sent(status) => Ok(status),
-        Outcome::Printed => {
-            let _ = std::io::stdout().flush();
-            std::process::exit(0)
-        }
-    }
 }
 
 /// `patroni-router notify`: send, print the signed request, or print a re-signed event.
@@ -289,7 +278,7 @@ async fn deliver(
                 }
                 last = format!("HTTP {status}: {text}");
             }
-            Err(e) => last = e.to_string(),
+            Err(e) => last = crate::error_chain::one_line(&e),
         }
     }
     Err(NotifyError::Unreachable {

@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod aws_proxy;
+pub mod cli;
 pub mod lambda;
 pub use patroni_router::testkit::fake_patroni;
 pub mod nlb_forwarder;

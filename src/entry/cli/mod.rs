@@ -196,11 +196,12 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             watch::run(router(config).await?, interval, run.output == Output::Json).await
         }
         Command::Serve(args) => serve(&args).await,
-        Command::Notify(opts) => match notify::send(&opts).await {
-            Ok(status) => {
+        Command::Notify(opts) => match notify::run(&opts).await {
+            Ok(notify::Outcome::Sent(status)) => {
                 eprintln!("notified {}: HTTP {status}", opts.url);
                 Ok(ExitCode::SUCCESS)
             }
+            Ok(notify::Outcome::Printed) => Ok(ExitCode::SUCCESS),
             Err(e) => {
                 eprintln!("notify failed: {}", one_line(&e));
                 Ok(ExitCode::from(1))
