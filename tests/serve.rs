@@ -4,275 +4,14 @@
 
 mod common;
 
-use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::fake_patroni::{FakeCluster, Reply, patroni_json};
+use common::fake_patroni::{Reply, patroni_json};
+use common::serve::*;
 use common::*;
-use patroni_router::webhook::{self, Secret};
+use patroni_router::webhook;
 use serde_json::{Value, json};
-use tokio::process::{Child, Command};
-
-const TEST_SECRET: &str = "patroni-router-test-secret-0123456789";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .expect("clock")
-}
-
-/// One moto + fake Patroni world: pg1..pg3 on three instances, a target group and a record.
-struct World {
-    aws: patroni_router::adapters::sdk::AwsClients,
-    net: Network,
-    fake: FakeCluster,
-    tg: String,
-    zone: String,
-    record: String,
-}
-
-impl World {
-    async fn new() -> World {
-        let aws = aws().await;
-        let net = network(3).await;
-        let fake = FakeCluster::start("pgha", &["pg1", "pg2", "pg3"]).await;
-        fake.set_leader("pg1", 1);
-        let tg = create_target_group(&aws, &net.vpc_id, false).await;
-        let (zone, zone_name) = create_zone(&aws, &net.vpc_id).await;
-        let record = format!("db.{zone_name}");
-        World {
-            aws,
-            net,
-            fake,
-            tg,
-            zone,
-            record,
-        }
-    }
-
-    fn config(&self, request_timeout: &str) -> String {
-        json!({
-            "patroni": {"request_timeout": request_timeout, "poll_deadline": "5s"},
-            "webhook": {"confirm_timeout": "3s", "confirm_interval": "100ms"},
-            "clusters": [{"scope": "pgha", "nodes": nodes_json(&self.fake, &self.net.instances),
-                          "target_group": {"arn": self.tg, "port": 5432},
-                          "dns": {"hosted_zone_id": self.zone, "record_name": self.record}}]
-        })
-        .to_string()
-    }
-
-    /// The target moto holds for instance `i`.
-    fn target(&self, i: usize) -> Vec<String> {
-        vec![format!("{}:5432", self.net.instances[i].0)]
-    }
-
-    async fn a_record(&self) -> Vec<String> {
-        records(&self.aws, &self.zone, &self.record)
-            .await
-            .into_iter()
-            .next()
-            .map(|r| r.3)
-            .unwrap_or_default()
-    }
-
-    fn hits(&self) -> usize {
-        self.fake.nodes.iter().map(|n| n.hits()).sum()
-    }
-
-    /// `leader` leads on `timeline`; the others stream with the given lag (bytes).
-    fn set_view(&self, leader: &str, timeline: u64, lags: &[(&str, u64)]) {
-        let members: Vec<Value> = self
-            .fake
-            .nodes
-            .iter()
-            .map(|n| {
-                if n.name == leader {
-                    json!({"name": n.name, "role": "leader", "state": "running",
-                           "host": "127.0.0.1", "port": 5432, "timeline": timeline})
-                } else {
-                    let lag = lags
-                        .iter()
-                        .find(|(m, _)| *m == n.name)
-                        .map_or(0, |(_, l)| *l);
-                    json!({"name": n.name, "role": "replica", "state": "streaming",
-                           "host": "127.0.0.1", "port": 5432, "timeline": timeline, "lag": lag})
-                }
-            })
-            .collect();
-        let view = json!({"members": members, "scope": "pgha"}).to_string();
-        for n in &self.fake.nodes {
-            let role = if n.name == leader {
-                "primary"
-            } else {
-                "replica"
-            };
-            n.set(
-                "/patroni",
-                Reply::Json(
-                    200,
-                    patroni_json("pgha", &n.name, role, "running", timeline),
-                ),
-            );
-            n.set("/cluster", Reply::Json(200, view.clone()));
-        }
-    }
-}
-
-/// The binary running `serve`, its stderr in a file.
-struct Serve {
-    port: u16,
-    child: Child,
-    log: PathBuf,
-    http: reqwest::Client,
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.log);
-    }
-}
-
-impl Serve {
-    async fn start(config: &str, interval: &str, extra: &[&str]) -> Serve {
-        let port = free_port();
-        let log = std::env::temp_dir().join(format!("{}.log", unique("serve-")));
-        let log_file = std::fs::File::create(&log).expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_patroni-router"))
-            .args(["serve", "--log-format", "json", "--listen"])
-            .arg(format!("127.0.0.1:{port}"))
-            .args(["--interval", interval])
-            .args(extra)
-            .env("ROUTER_CONFIG", config)
-            .env("ROUTER_WEBHOOK_SECRET", TEST_SECRET)
-            .env_remove("ROUTER_CONFIG_FILE")
-            .env_remove("ROUTER_WEBHOOK_SECRET_FILE")
-            .env_remove("ROUTER_WEBHOOK_AUTH")
-            .env_remove("RUST_LOG")
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(log_file))
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start serve");
-        let s = Serve {
-            port,
-            child,
-            log,
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(20))
-                .build()
-                .expect("http client"),
-        };
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            if let Ok(r) = s.http.get(s.url("/healthz")).send().await
-                && r.status() == 200
-            {
-                return s;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "serve did not come up: {}",
-                s.logs()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-
-    fn logs(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    async fn get(&self, path: &str) -> (u16, String) {
-        let r = self.http.get(self.url(path)).send().await.expect("GET");
-        let status = r.status().as_u16();
-        (status, r.text().await.expect("body"))
-    }
-
-    async fn metrics(&self) -> String {
-        let (status, text) = self.get("/metrics").await;
-        assert_eq!(status, 200);
-        text
-    }
-
-    /// Until /readyz answers `status` (panics after `within`).
-    async fn wait_ready(&self, status: u16, within: Duration) -> Value {
-        let deadline = Instant::now() + within;
-        loop {
-            let (s, body) = self.get("/readyz").await;
-            if s == status {
-                return serde_json::from_str(&body).expect("readyz body is JSON");
-            }
-            assert!(
-                Instant::now() < deadline,
-                "/readyz stayed {s}: {body}\n{}",
-                self.logs()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    /// POST raw bytes to /webhook with these headers.
-    async fn post(&self, headers: &[(&str, String)], body: Vec<u8>) -> (u16, Value) {
-        let mut req = self.http.post(self.url("/webhook")).body(body);
-        for (k, v) in headers {
-            req = req.header(*k, v);
-        }
-        let r = req.send().await.expect("POST /webhook");
-        let status = r.status().as_u16();
-        let text = r.text().await.expect("body");
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}")),
-        )
-    }
-
-    /// A signed notification as `patroni-router notify` sends it.
-    async fn notify(&self, action: &str, role: &str, scope: &str, node: &str) -> (u16, Value) {
-        let body = notification(action, role, scope, node);
-        self.post(
-            &signed_headers(body.as_bytes(), TEST_SECRET),
-            body.into_bytes(),
-        )
-        .await
-    }
-}
-
-fn notification(action: &str, role: &str, scope: &str, node: &str) -> String {
-    json!({"action": action, "role": role, "scope": scope, "node": node,
-           "timestamp": now(), "nonce": unique("n-")})
-    .to_string()
-}
-
-/// The headers `notify` sends: the library's signer, now.
-fn signed_headers(body: &[u8], secret: &str) -> Vec<(&'static str, String)> {
-    let secret = Secret::new(secret.as_bytes().to_vec()).expect("secret");
-    webhook::signed_headers(&secret, now(), body)
-}
-
-/// The value of the sample `series` (name and labels exactly as exposed).
-fn metric(text: &str, series: &str) -> Option<f64> {
-    text.lines().find_map(|l| {
-        let rest = l.strip_prefix(series)?.strip_prefix(' ')?;
-        rest.split_whitespace().next()?.parse().ok()
-    })
-}
-
-fn expect_metric(text: &str, series: &str) -> f64 {
-    metric(text, series).unwrap_or_else(|| panic!("no {series} in\n{text}"))
-}
+use tokio::process::Command;
 
 #[tokio::test]
 async fn webhook_answers_like_the_lambda_and_notify_works_against_it() {
@@ -576,65 +315,73 @@ async fn metrics_after_known_reconciles() {
     assert_eq!(registered(&w.aws, &w.tg).await, w.target(1));
 }
 
+/// Readiness is this process taking webhooks and reaching its dependencies: a cluster without
+/// a primary (every failover; Patroni down) keeps it ready — webhooks must get through exactly
+/// then — and AWS unreachable for `--ready-after` intervals makes it not ready.
 #[tokio::test]
-async fn readiness_turns_false_when_patroni_is_unreachable_for_long() {
+async fn readiness_follows_aws_not_the_clusters() {
     let w = World::new().await;
     let serve = Serve::start(&w.config("200ms"), "200ms", &["--ready-after", "3"]).await;
     let ready = serve.wait_ready(200, Duration::from_secs(10)).await;
     assert_eq!(ready["ready"], true);
-    // Every node stops answering: no primary can be confirmed, nothing succeeds.
+    // Every node stops answering: no primary can be confirmed; still ready.
     for n in &w.fake.nodes {
         n.fail(Reply::Close);
     }
-    let started = Instant::now();
-    let body = serve.wait_ready(503, Duration::from_secs(10)).await;
-    assert!(
-        started.elapsed() >= Duration::from_millis(300),
-        "not ready after {:?}: too soon",
-        started.elapsed()
-    );
-    assert_eq!(body["ready"], false);
-    assert_eq!(body["stale"][0]["cluster"], "pgha", "{body}");
-    let age = body["stale"][0]["last_success_age_seconds"]
-        .as_f64()
-        .expect("age");
-    assert!(age > 0.6, "{body}");
-    let (s, _) = serve.get("/healthz").await;
-    assert_eq!(s, 200, "alive while not ready");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (s, body) = serve.get("/readyz").await;
+    assert_eq!(s, 200, "ready while no primary can be confirmed: {body}");
     let m = serve.metrics().await;
     assert!(
         expect_metric(
             &m,
             "patroni_router_decisions_total{cluster=\"pgha\",kind=\"no_primary\"}"
-        ) >= 1.0
+        ) >= 1.0,
+        "cluster health is in the metrics"
     );
-    // Patroni is back: ready again.
-    w.fake.set_leader("pg1", 1);
-    serve.wait_ready(200, Duration::from_secs(10)).await;
+    // AWS unreachable (a closed port): not ready after 3 intervals, alive all along.
+    let mut config: Value = serde_json::from_str(&w.config("200ms")).expect("json");
+    config["aws"] = json!({"endpoint_url": "http://127.0.0.1:1", "max_attempts": 1,
+                           "attempt_timeout": "200ms"});
+    let cut_off = Serve::start(&config.to_string(), "200ms", &["--ready-after", "3"]).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let body = loop {
+        let body = cut_off.wait_ready(503, Duration::from_secs(10)).await;
+        if body["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("AWS unreachable")
+        {
+            break body;
+        }
+        assert!(Instant::now() < deadline, "{body}\n{}", cut_off.logs());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(body["ready"], false);
+    let (s, _) = cut_off.get("/healthz").await;
+    assert_eq!(s, 200, "alive while not ready");
 }
 
 #[tokio::test]
 async fn sigterm_finishes_the_run_in_flight_then_exits_0() {
     let w = World::new().await;
-    // The first run's poll takes 1.5 s.
-    for n in &w.fake.nodes {
-        let role = if n.name == "pg1" {
-            "primary"
-        } else {
-            "replica"
-        };
-        n.set(
-            "/patroni",
-            Reply::Slow(
-                Duration::from_millis(1500),
-                patroni_json("pgha", &n.name, role, "running", 1),
-            ),
+    // The run's registration takes 1.5 s: SIGTERM arrives while it is in flight.
+    let proxy = aws_proxy::AwsProxy::start(moto_endpoint()).await;
+    proxy.inject(
+        "RegisterTargets",
+        aws_proxy::Fault::Delay(Duration::from_millis(1500)),
+        1,
+    );
+    let mut config: Value = serde_json::from_str(&w.config("3s")).expect("json");
+    config["aws"] = json!({"endpoint_url": proxy.url, "attempt_timeout": "5s"});
+    let mut serve = Serve::start(&config.to_string(), "60s", &[]).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while proxy.calls("RegisterTargets") == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "no run registered: {}",
+            serve.logs()
         );
-    }
-    let mut serve = Serve::start(&w.config("3s"), "60s", &[]).await;
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while w.hits() == 0 {
-        assert!(Instant::now() < deadline, "no run started");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(registered(&w.aws, &w.tg).await.is_empty(), "run in flight");

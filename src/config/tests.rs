@@ -300,3 +300,14 @@ fn owner_ids_are_one_plain_word() {
         assert!(e.contains("`owner_id`"), "{bad:?}: {e}");
     }
 }
+
+#[test]
+fn the_replay_window_is_bounded() {
+    let e = err_of(&GOOD.replacen('{', "{\"webhook\": {\"max_clock_skew\": \"100years\"},", 1));
+    assert!(
+        e.contains("webhook.max_clock_skew") && e.contains("15m"),
+        "{e}"
+    );
+    let ok = GOOD.replacen('{', "{\"webhook\": {\"max_clock_skew\": \"15m\"},", 1);
+    assert!(Config::from_json(&ok, "t").is_ok());
+}

@@ -28,6 +28,9 @@ impl Invalid {
 
 type Checked<T> = Result<T, Invalid>;
 
+/// The longest replay window accepted for webhooks.
+const MAX_CLOCK_SKEW: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
 fn invalid<T>(field: impl Into<String>, message: impl Into<String>) -> Checked<T> {
     Err(Invalid {
         field: field.into(),
@@ -94,6 +97,23 @@ fn settings(raw: &RawConfig) -> Checked<()> {
         return invalid(
             "webhook",
             "confirm_interval and max_clock_skew must be positive durations like \"250ms\"",
+        );
+    }
+    if w.max_clock_skew > MAX_CLOCK_SKEW {
+        return invalid(
+            "webhook.max_clock_skew",
+            format!(
+                "{} is more than {}: a signed callback stays replayable that long; keep the \
+                 nodes' clocks in sync (NTP) and the window short (default 5m)",
+                humantime::format_duration(w.max_clock_skew),
+                humantime::format_duration(MAX_CLOCK_SKEW)
+            ),
+        );
+    }
+    if p.straggler_grace > p.poll_deadline {
+        return invalid(
+            "patroni.straggler_grace",
+            "must not be longer than patroni.poll_deadline (default 100ms)",
         );
     }
     Ok(())

@@ -10,7 +10,6 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use hmac::{Hmac, Mac};
@@ -18,8 +17,10 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
 mod sign;
+mod verify;
 pub(crate) use sign::random_bytes;
 pub use sign::{ResignError, nonce, resign_event, sign, signed_headers};
+pub use verify::{MAX_AHEAD, Verifier};
 
 pub const TIMESTAMP_HEADER: &str = "x-router-timestamp";
 pub const SIGNATURE_HEADER: &str = "x-router-signature";
@@ -193,117 +194,6 @@ impl Rejection {
             Rejection::BadRequest(_) => 400,
             Rejection::UnknownScope(_) => 404,
         }
-    }
-}
-
-/// Verifies webhooks and remembers recent nonces (per process: with the Lambda's reserved
-/// concurrency of 1 that is every request a warm function sees).
-pub struct Verifier {
-    auth: Auth,
-    window: Duration,
-    seen: Mutex<HashMap<String, i64>>,
-}
-
-impl Verifier {
-    pub fn new(auth: Auth, window: Duration) -> Verifier {
-        Verifier {
-            auth,
-            window,
-            seen: Mutex::new(HashMap::new()),
-        }
-    }
-
-    pub fn auth(&self) -> &Auth {
-        &self.auth
-    }
-
-    /// Check a request at time `now` (unix seconds). Cheap checks first; nothing here calls
-    /// Patroni or AWS, so a rejected request costs us nothing else.
-    pub fn verify(&self, req: &Request, now: i64) -> Result<Notification, Rejection> {
-        if !req.method.eq_ignore_ascii_case("POST") {
-            return Err(Rejection::MethodNotAllowed(req.method.clone()));
-        }
-        if req.body.len() > MAX_BODY {
-            return Err(Rejection::TooLarge(req.body.len()));
-        }
-        let window = i64::try_from(self.window.as_secs()).unwrap_or(i64::MAX);
-        let in_window = |ts: i64| now.saturating_sub(ts).abs() <= window;
-        match &self.auth {
-            Auth::Disabled => {
-                return Err(Rejection::Unauthorized(
-                    "webhook auth is not configured on the router (set ROUTER_WEBHOOK_SECRET \
-                     or ROUTER_WEBHOOK_AUTH=iam)",
-                ));
-            }
-            Auth::Iam => {
-                if req.iam_caller.is_none() {
-                    return Err(Rejection::Unauthorized(
-                        "no IAM caller: the function URL must use AuthType AWS_IAM",
-                    ));
-                }
-            }
-            Auth::Hmac(secret) => {
-                let ts = req
-                    .headers
-                    .get(TIMESTAMP_HEADER)
-                    .and_then(|t| t.trim().parse::<i64>().ok())
-                    .ok_or(Rejection::Unauthorized("missing or bad X-Router-Timestamp"))?;
-                if !in_window(ts) {
-                    return Err(Rejection::Unauthorized(
-                        "timestamp outside the allowed window",
-                    ));
-                }
-                let sig = req
-                    .headers
-                    .get(SIGNATURE_HEADER)
-                    .and_then(|s| s.trim().strip_prefix("v1="))
-                    .and_then(|h| hex::decode(h).ok())
-                    .ok_or(Rejection::Unauthorized(
-                        "missing or malformed X-Router-Signature",
-                    ))?;
-                let mut mac = secret.mac();
-                mac.update(ts.to_string().as_bytes());
-                mac.update(b".");
-                mac.update(&req.body);
-                // Constant-time comparison.
-                mac.verify_slice(&sig)
-                    .map_err(|_| Rejection::Unauthorized("bad signature"))?;
-            }
-        }
-        let content_type = req
-            .headers
-            .get("content-type")
-            .map(|c| c.to_ascii_lowercase());
-        let is_json = content_type
-            .is_some_and(|c| c.split(';').next().map(str::trim) == Some("application/json"));
-        if !is_json {
-            return Err(Rejection::UnsupportedMediaType);
-        }
-        let n = parse_notification(&req.body)?;
-        if let Auth::Hmac(_) = self.auth
-            && req.headers.get(TIMESTAMP_HEADER).map(|t| t.trim()) != Some(&n.timestamp.to_string())
-        {
-            return Err(Rejection::BadRequest(
-                "`timestamp` differs from X-Router-Timestamp".into(),
-            ));
-        }
-        if !in_window(n.timestamp) {
-            return Err(Rejection::Unauthorized(
-                "timestamp outside the allowed window",
-            ));
-        }
-        self.remember(&n.nonce, now, window)?;
-        Ok(n)
-    }
-
-    fn remember(&self, nonce: &str, now: i64, window: i64) -> Result<(), Rejection> {
-        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
-        seen.retain(|_, t| now.saturating_sub(*t) <= window);
-        if seen.contains_key(nonce) {
-            return Err(Rejection::Unauthorized("replayed nonce"));
-        }
-        seen.insert(nonce.to_string(), now);
-        Ok(())
     }
 }
 

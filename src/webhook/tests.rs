@@ -298,3 +298,42 @@ fn nonces_are_random_hex() {
     assert_eq!(a.len(), 32);
     assert_ne!(a, b);
 }
+
+#[test]
+fn a_nonce_is_kept_until_its_timestamp_leaves_the_window() {
+    let v = Verifier::new(Auth::Hmac(secret()), Duration::from_secs(5));
+    // Stamped 4 s ahead (a fast clock): accepted once.
+    let ahead = NOW + 4;
+    assert_eq!(
+        status(v.verify(&signed(ahead, body(ahead, "f1")), NOW)),
+        200
+    );
+    // 6.5 s later its timestamp is still valid: the replay must still be refused.
+    let later = NOW + 6;
+    assert_eq!(
+        status(v.verify(&signed(ahead, body(ahead, "f1")), later)),
+        401
+    );
+    // Once the timestamp has left the window, it is refused for its age anyway.
+    let e = v
+        .verify(&signed(ahead, body(ahead, "f1")), ahead + 6)
+        .unwrap_err();
+    assert!(e.to_string().contains("window"), "{e}");
+}
+
+#[test]
+fn timestamps_far_ahead_and_from_before_a_restart_are_refused() {
+    let v = Verifier::new(Auth::Hmac(secret()), DEFAULT_WINDOW);
+    let far = NOW + i64::try_from(MAX_AHEAD.as_secs()).unwrap_or(30) + 1;
+    assert_eq!(status(v.verify(&signed(far, body(far, "a1")), NOW)), 401);
+    let restarted = Verifier::new(Auth::Hmac(secret()), DEFAULT_WINDOW).refusing_before(NOW);
+    let before = NOW - 2;
+    let e = restarted
+        .verify(&signed(before, body(before, "b1")), NOW)
+        .unwrap_err();
+    assert!(e.to_string().contains("before this router started"), "{e}");
+    assert_eq!(
+        status(restarted.verify(&signed(NOW, body(NOW, "b2")), NOW)),
+        200
+    );
+}

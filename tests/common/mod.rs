@@ -12,6 +12,7 @@ pub use patroni_router::testkit::fake_patroni;
 pub mod nlb_forwarder;
 pub mod pki;
 pub mod scenario;
+pub mod serve;
 pub mod writer;
 
 use patroni_router::adapters::sdk::AwsClients;

@@ -133,7 +133,10 @@ pub async fn run(
         ),
         Auth::Hmac(_) => {}
     }
-    let verifier = Verifier::new(auth, router.config().webhook.max_clock_skew);
+    // Nonces live in memory: what this process never saw (before a restart) is refused by
+    // its timestamp instead.
+    let verifier = Verifier::new(auth, router.config().webhook.max_clock_skew)
+        .refusing_before(crate::clock::unix_now());
     let scopes: Vec<String> = router
         .config()
         .clusters
