@@ -24,7 +24,7 @@ use async_trait::async_trait;
 use crate::config::NodeConfig;
 use crate::domain::aws::{RecordSet, RegisteredTarget, Target, TargetType};
 use crate::domain::drift::{HealthCheck, SettingsFix};
-use crate::domain::patroni::NodeObservation;
+use crate::domain::patroni::{NodeObservation, PollError, Switch};
 pub use crate::domain::report::AwsError;
 
 /// Patroni's REST API: what one node says about itself and about its cluster.
@@ -33,6 +33,8 @@ pub trait Patroni: Send + Sync {
     /// `GET /patroni` and `GET /cluster` of one node. Never fails: an error is part of the
     /// observation. The adapter bounds each request; the engine bounds the whole poll.
     async fn observe(&self, node: &NodeConfig) -> NodeObservation;
+    /// `GET /history`: the node's timeline switches (for the routing lag of a failover).
+    async fn history(&self, node: &NodeConfig) -> Result<Vec<Switch>, PollError>;
 }
 
 /// What DescribeTargetGroups tells about one target group.

@@ -9,7 +9,9 @@ use async_trait::async_trait;
 
 use super::Patroni;
 use crate::config::{NodeConfig, PatroniSettings, TlsSettings};
-use crate::domain::patroni::{NodeObservation, PollError, parse_cluster, parse_patroni};
+use crate::domain::patroni::{
+    NodeObservation, PollError, Switch, parse_cluster, parse_history, parse_patroni,
+};
 use crate::error_chain::one_line;
 
 /// Real answers are a few KiB; anything past this is not Patroni talking.
@@ -85,6 +87,11 @@ impl Patroni for HttpPatroni {
             patroni: patroni.and_then(|b| parse_patroni(&b)),
             cluster: cluster.and_then(|b| parse_cluster(&b)),
         }
+    }
+
+    async fn history(&self, node: &NodeConfig) -> Result<Vec<Switch>, PollError> {
+        let base = node.api_url.trim_end_matches('/');
+        parse_history(&self.get(&format!("{base}/history")).await?)
     }
 }
 

@@ -82,6 +82,11 @@ pub fn metrics(c: &ClusterReport) -> Vec<Metric> {
     if let Some(set) = &c.read_set {
         out.push(m("ReadEndpointNodes", "Count", count(set.len())));
     }
+    if let Some(l) = c.routing_lag {
+        out.push(m("RoutingLag", "Milliseconds", l.total_ms));
+        out.push(m("RoutingLagDecide", "Milliseconds", l.to_decision_ms));
+        out.push(m("RoutingLagApply", "Milliseconds", l.to_applied_ms));
+    }
     out
 }
 
@@ -169,6 +174,7 @@ mod tests {
             reason: "deregister failed".into(),
         }];
         r.duration_ms = 42;
+        r.routing_lag = Some(crate::domain::report::RoutingLag::between(1_000, 1_080, 1_120));
         r
     }
 
@@ -193,7 +199,7 @@ mod tests {
             .iter()
             .map(|x| x["Name"].as_str().expect("name"))
             .collect();
-        assert_eq!(names.len(), 12, "{names:?}");
+        assert_eq!(names.len(), 15, "{names:?}");
         for name in names {
             assert!(d[name].is_u64(), "{name} is not a number at the root: {d}");
         }
@@ -212,6 +218,10 @@ mod tests {
         );
         assert_eq!(v("MaxReplicationLag"), 4096, "unknown lag is not a number");
         assert_eq!((v("ReconcileDuration"), v("ReadEndpointNodes")), (42, 2));
+        assert_eq!(
+            (v("RoutingLag"), v("RoutingLagDecide"), v("RoutingLagApply")),
+            (120, 80, 40)
+        );
         assert_eq!(d["primary"], "pg1");
     }
 
@@ -260,6 +270,7 @@ mod tests {
         let mut r = report(Verdict::Ambiguous);
         r.primary_moved = false;
         r.read_set = None;
+        r.routing_lag = None;
         for n in &mut r.nodes {
             n.lag = None;
         }
@@ -268,6 +279,7 @@ mod tests {
         assert_eq!(d["DecisionConfirmed"], 0);
         assert!(d.get("MaxReplicationLag").is_none());
         assert!(d.get("ReadEndpointNodes").is_none());
+        assert!(d.get("RoutingLag").is_none(), "no failover, no lag");
         assert!(d.get("primary").is_none());
         let declared = d["_aws"]["CloudWatchMetrics"][0]["Metrics"].to_string();
         assert!(

@@ -145,6 +145,7 @@ pub(super) fn finish(p: Prepared<'_>) -> ClusterReport {
         drift: p.drift,
         errors: p.errors,
         decided_ms: p.decided_ms,
+        routing_lag: p.routing_lag,
         duration_ms: millis_since(p.started),
     };
     report.primary_moved = report.moved_primary();

@@ -16,6 +16,7 @@
 mod assemble;
 mod callback;
 mod evidence;
+mod lag;
 mod mark;
 mod observe;
 pub mod pollers;
@@ -124,6 +125,11 @@ impl Router {
         &self.config
     }
 
+    /// Wall-clock now, Unix ms.
+    fn unix_ms(&self) -> u64 {
+        u64::try_from(self.ports.clock.since_epoch().as_millis()).unwrap_or(u64::MAX)
+    }
+
     /// Remember the database a cluster's nodes named; the last one known when none did.
     fn remember_database(&self, scope: &str, now: Option<&str>) -> Option<String> {
         let mut known = self
@@ -188,6 +194,7 @@ impl Router {
             .await;
         if mode == Mode::Reconcile {
             records::apply(&*self.ports.route53, &mut prepared).await;
+            lag::measure(self, &mut prepared).await;
         }
         let mut clusters: Vec<_> = prepared.into_iter().map(assemble::finish).collect();
         clusters.sort_by(|a, b| a.scope.cmp(&b.scope));
@@ -235,6 +242,7 @@ impl Router {
         let timing = prepare::Timing {
             started,
             decided_ms: millis_since(started),
+            decided_at_ms: self.unix_ms(),
         };
         assemble::log_decision(cluster, &decision, &observations);
         let aws = observe::read_cluster(self, cluster, shared).await;
@@ -242,7 +250,7 @@ impl Router {
         let ctx = mark::Context {
             database: database.as_deref(),
             owner_id: self.config.owner_id.as_deref(),
-            at_ms: u64::try_from(self.ports.clock.since_epoch().as_millis()).unwrap_or(u64::MAX),
+            at_ms: self.unix_ms(),
             tags: &shared.tags,
         };
         prepare::prepare(cluster, timing, &observations, decision, aws, &ctx)

@@ -12,13 +12,16 @@ use crate::domain::decide::Decision;
 use crate::domain::ownership::Owner;
 use crate::domain::patroni::NodeObservation;
 use crate::domain::plan::{self, DnsPlan, TargetGroupPlan};
-use crate::domain::report::{ChangeReport, ClusterError, DriftReport, NodeReport, Routing};
+use crate::domain::report::{
+    ChangeReport, ClusterError, DriftReport, NodeReport, Routing, RoutingLag,
+};
 
 /// One cluster after polling, deciding, reading AWS and planning.
 pub(super) struct Prepared<'a> {
     pub cluster: &'a ClusterConfig,
     pub started: Instant,
     pub decided_ms: u64,
+    pub decided_at_ms: u64,
     pub decision: Decision,
     pub nodes: Vec<NodeReport>,
     pub routing: Routing,
@@ -30,6 +33,8 @@ pub(super) struct Prepared<'a> {
     pub errors: Vec<ClusterError>,
     /// Who this router is for the cluster's markers (`None`: unknown, nothing is written).
     pub owner: Option<Owner>,
+    /// Set when this run moved the writer to a new primary (see `lag`).
+    pub routing_lag: Option<RoutingLag>,
 }
 
 impl Prepared<'_> {
@@ -61,6 +66,8 @@ fn blocked(resource: String, reason: &str) -> ClusterError {
 pub(super) struct Timing {
     pub started: Instant,
     pub decided_ms: u64,
+    /// Unix ms of the decision.
+    pub decided_at_ms: u64,
 }
 
 pub(super) fn prepare<'a>(
@@ -117,6 +124,7 @@ pub(super) fn prepare<'a>(
         cluster,
         started: timing.started,
         decided_ms: timing.decided_ms,
+        decided_at_ms: timing.decided_at_ms,
         decision,
         nodes,
         routing,
@@ -126,6 +134,7 @@ pub(super) fn prepare<'a>(
         drift: Vec::new(),
         errors,
         owner: None,
+        routing_lag: None,
     };
     mark::mark(&mut p, ctx);
     p

@@ -60,6 +60,7 @@ pub fn cluster_report(verdict: Verdict) -> ClusterReport {
         left_alone: vec![],
         errors: vec![],
         decided_ms: 3,
+        routing_lag: None,
         duration_ms: 12,
     }
 }

@@ -147,6 +147,9 @@ pub struct ClusterReport {
     pub errors: Vec<ClusterError>,
     /// From the start of the cluster's run to its decision (asking Patroni, deciding).
     pub decided_ms: u64,
+    /// When this run moved the writer to a new primary: how long from its promotion.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub routing_lag: Option<RoutingLag>,
     /// The whole run of the cluster, AWS calls and their retries included.
     pub duration_ms: u64,
 }
@@ -171,6 +174,30 @@ impl ClusterReport {
                 && matches!(c.action, Action::Register | Action::Upsert)
                 && c.node.as_deref() == Some(primary)
         })
+    }
+}
+
+/// How long a failover took to reach AWS: from Patroni's promotion of the new primary (the
+/// timestamp of its timeline switch in `GET /history`) to the router's decision, and on to
+/// the AWS write. The promotion time is the database host's clock: skew shows up here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct RoutingLag {
+    /// Promotion to AWS written.
+    pub total_ms: u64,
+    /// Promotion to the router's decision.
+    pub to_decision_ms: u64,
+    /// Decision to AWS written.
+    pub to_applied_ms: u64,
+}
+
+impl RoutingLag {
+    /// From the three instants (Unix ms); a clock behind ours counts as no lag, not negative.
+    pub fn between(promoted: u64, decided: u64, applied: u64) -> RoutingLag {
+        RoutingLag {
+            total_ms: applied.saturating_sub(promoted),
+            to_decision_ms: decided.saturating_sub(promoted),
+            to_applied_ms: applied.saturating_sub(decided),
+        }
     }
 }
 

@@ -13,7 +13,10 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use super::{Ports, Router};
+use crate::adapters::Patroni;
 use crate::adapters::memory::{Fault, MemoryAws};
+use crate::config::NodeConfig;
+use crate::domain::patroni::{NodeObservation, PollError, Switch};
 use crate::clock::ManualClock;
 use crate::config::Config;
 use crate::domain::aws::TargetType;
@@ -57,21 +60,26 @@ pub(super) struct World {
     pub router: Router,
 }
 
-/// One fake cluster answering in memory for every cluster of the config.
+/// The fake clusters answering in memory for every cluster of the config.
 struct Fakes(Vec<Arc<FakeCluster>>);
 
-#[async_trait::async_trait]
-impl crate::adapters::Patroni for Fakes {
-    async fn observe(
-        &self,
-        node: &crate::config::NodeConfig,
-    ) -> crate::domain::patroni::NodeObservation {
-        let fake = self
-            .0
+impl Fakes {
+    fn of(&self, node: &NodeConfig) -> &FakeCluster {
+        self.0
             .iter()
             .find(|f| f.nodes.iter().any(|n| n.url == node.api_url))
-            .unwrap_or(&self.0[0]);
-        crate::adapters::Patroni::observe(&**fake, node).await
+            .unwrap_or(&self.0[0])
+    }
+}
+
+#[async_trait::async_trait]
+impl Patroni for Fakes {
+    async fn observe(&self, node: &NodeConfig) -> NodeObservation {
+        self.of(node).observe(node).await
+    }
+
+    async fn history(&self, node: &NodeConfig) -> Result<Vec<Switch>, PollError> {
+        self.of(node).history(node).await
     }
 }
 

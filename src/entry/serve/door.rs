@@ -7,10 +7,10 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use hyper::server::conn::http1;
+use prometheus_client::metrics::counter::Counter;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
@@ -36,18 +36,12 @@ pub fn fit_connections(wanted: usize) -> usize {
     wanted.min(room).max(16)
 }
 
-/// Connections refused at the cap, for the metrics.
-#[derive(Debug, Default)]
-pub struct Counters {
-    pub shed: AtomicU64,
-}
-
 /// Serve `app` on `listener` until `shutdown` completes.
 pub async fn serve(
     listener: TcpListener,
     app: axum::Router,
     limits: Limits,
-    counters: Arc<Counters>,
+    shed: Counter,
     shutdown: impl Future<Output = ()>,
 ) {
     let slots = Arc::new(Semaphore::new(limits.max_connections));
@@ -71,7 +65,7 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
-            counters.shed.fetch_add(1, Ordering::Relaxed);
+            shed.inc();
             drop(stream);
             continue;
         };

@@ -68,7 +68,6 @@ pub struct App {
     pub scheduler: Arc<Scheduler<Outcome>>,
     pub metrics: Arc<Metrics>,
     pub health: Arc<Health>,
-    pub door: Arc<door::Counters>,
 }
 
 /// After each run: metrics, readiness, a log line.
@@ -166,14 +165,12 @@ pub async fn run(
         header_read_timeout: opts.header_read_timeout,
         shutdown_grace: Duration::from_secs(5),
     };
-    let counters = Arc::new(door::Counters::default());
     let app = Arc::new(App {
         router: svc.router,
         verifier,
         scheduler: svc.scheduler,
         metrics,
         health: Arc::clone(&health),
-        door: Arc::clone(&counters),
     });
     info!(
         listen = %listener.local_addr().unwrap_or(opts.listen),
@@ -189,9 +186,10 @@ pub async fn run(
         info!("shutting down: no new connections; waiting for the runs in flight");
         let _ = stop.send(true);
     };
+    let shed = app.metrics.shed.clone();
     let routes = http::routes(app);
     tokio::join!(
-        door::serve(listener, routes, limits, counters, graceful),
+        door::serve(listener, routes, limits, shed, graceful),
         svc.tasks
     );
     info!("stopped");

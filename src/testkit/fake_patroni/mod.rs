@@ -18,7 +18,9 @@ use serde_json::{Value, json};
 use crate::adapters::Patroni;
 use crate::adapters::patroni_http::MAX_BODY;
 use crate::config::NodeConfig;
-use crate::domain::patroni::{NodeObservation, PollError, parse_cluster, parse_patroni};
+use crate::domain::patroni::{
+    NodeObservation, PollError, Switch, parse_cluster, parse_history, parse_patroni,
+};
 
 #[derive(Clone, Debug)]
 pub enum Reply {
@@ -352,5 +354,12 @@ impl Patroni for FakeCluster {
             patroni: patroni.and_then(|b| parse_patroni(&b)),
             cluster: cluster.and_then(|b| parse_cluster(&b)),
         }
+    }
+
+    async fn history(&self, node: &NodeConfig) -> Result<Vec<Switch>, PollError> {
+        let Some(fake) = self.nodes.iter().find(|n| n.name == node.name) else {
+            return Err(PollError::Connect(format!("no fake node {}", node.name)));
+        };
+        parse_history(&fake.get("/history").await?)
     }
 }

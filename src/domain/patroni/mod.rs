@@ -3,10 +3,14 @@
 //! is an adapter (`adapters::patroni_http`); nothing here does I/O, so `decide` is tested on
 //! fixtures.
 
+mod history;
+
 use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize};
+
+pub use history::{Switch, parse_history, promoted_at, unix_ms};
 
 string_enum! {
     /// A node's role as its own `GET /patroni` reports it.
