@@ -20,6 +20,10 @@ locals {
       metric      = "OwnershipConflicts", statistic = "Sum", periods = 1, operator = "GreaterThanOrEqualToThreshold", threshold = 1
       description = "A record or target group in the config is marked by another owner (another deployment or database) and was not changed. Read the report's \"ownership conflict:\" error."
     }
+    routing-lag = {
+      metric      = "RoutingLag", statistic = "Maximum", periods = 1, operator = "GreaterThanThreshold", threshold = var.routing_lag_alarm_ms
+      description = "A failover took more than ${var.routing_lag_alarm_ms} ms from the new primary's promotion to AWS routing to it. Check that Patroni's on_role_change callback reaches the webhook (the schedule alone is up to a minute late)."
+    }
     no-primary = {
       metric      = "DecisionNoPrimary", statistic = "Sum", periods = var.no_primary_minutes, operator = "GreaterThanOrEqualToThreshold", threshold = 1
       description = "A cluster has had no confirmed primary for ${var.no_primary_minutes} minutes - Patroni unreachable, DCS down or failover stuck; routing is frozen (fail-static)."
@@ -117,4 +121,16 @@ resource "aws_cloudwatch_metric_alarm" "failed_invocations" {
   treat_missing_data  = "notBreaching"
   alarm_actions       = local.alarm_actions
   tags                = var.tags
+}
+
+# The router's EMF metrics on one dashboard, every cluster together (the body is the same as
+# template.yaml's Dashboard; a test keeps the two alike).
+data "aws_region" "current" {}
+
+resource "aws_cloudwatch_dashboard" "router" {
+  dashboard_name = local.router_name
+  dashboard_body = templatefile("${path.module}/dashboard.json.tftpl", {
+    namespace = var.metrics_namespace
+    region    = data.aws_region.current.name
+  })
 }

@@ -61,3 +61,8 @@ output "alarm_names" {
     [aws_cloudwatch_metric_alarm.failed_invocations.alarm_name],
   )
 }
+
+output "dashboard_name" {
+  description = "The CloudWatch dashboard of the router's metrics."
+  value       = aws_cloudwatch_dashboard.router.dashboard_name
+}

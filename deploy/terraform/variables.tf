@@ -128,6 +128,12 @@ variable "no_primary_minutes" {
   }
 }
 
+variable "routing_lag_alarm_ms" {
+  description = "Alarm when a failover took longer than this (ms) from the new primary's promotion to AWS routing to it."
+  type        = number
+  default     = 10000
+}
+
 variable "replication_lag_alarm_bytes" {
   description = "Alarm when the largest replica lag stays above this many bytes for 5 minutes."
   type        = number

@@ -174,7 +174,9 @@ mod tests {
             reason: "deregister failed".into(),
         }];
         r.duration_ms = 42;
-        r.routing_lag = Some(crate::domain::report::RoutingLag::between(1_000, 1_080, 1_120));
+        r.routing_lag = Some(crate::domain::report::RoutingLag::between(
+            1_000, 1_080, 1_120,
+        ));
         r
     }
 
@@ -243,7 +245,7 @@ mod tests {
                 watched.push(name);
             }
         }
-        assert_eq!(watched.len(), 6, "{watched:?}");
+        assert_eq!(watched.len(), 7, "{watched:?}");
         for name in &watched {
             assert!(
                 emitted.contains(name),
@@ -286,5 +288,50 @@ mod tests {
             !declared.contains("MaxReplicationLag"),
             "an undeclared-value metric is not declared"
         );
+    }
+
+    /// The metric names a CloudWatch dashboard body shows: `["<namespace>", "<name>"]` pairs.
+    fn dashboard_metrics(body: &str, namespace: &str) -> Vec<String> {
+        let mut out: Vec<String> = body
+            .split(&format!("[\"{namespace}\", \""))
+            .skip(1)
+            .filter_map(|rest| rest.split('"').next().map(str::to_string))
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    #[test]
+    fn the_dashboards_show_metrics_the_router_emits_and_sam_and_terraform_agree() {
+        let r = report(Verdict::Confirmed {
+            primary: "pg1".into(),
+            timeline: Some(2),
+        });
+        let emitted: Vec<&str> = metrics(&r).iter().map(|x| x.name).collect();
+        let sam = dashboard_metrics(include_str!("../../template.yaml"), "${MetricsNamespace}");
+        let tf = dashboard_metrics(
+            include_str!("../../deploy/terraform/dashboard.json.tftpl"),
+            "${namespace}",
+        );
+        assert!(sam.len() >= 12, "{sam:?}");
+        assert_eq!(
+            sam, tf,
+            "template.yaml and deploy/terraform show the same metrics"
+        );
+        for name in &sam {
+            assert!(
+                emitted.contains(&name.as_str()),
+                "the dashboard shows {name}, never emitted"
+            );
+        }
+        for must in [
+            "RoutingLag",
+            "RoutingLagDecide",
+            "RoutingLagApply",
+            "DecisionAmbiguous",
+        ] {
+            assert!(sam.iter().any(|n| n == must), "the dashboard shows {must}");
+        }
     }
 }

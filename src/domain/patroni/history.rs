@@ -38,8 +38,8 @@ pub fn unix_ms(text: &str) -> Option<u64> {
 
 /// Parse a `GET /history` body.
 pub fn parse_history(body: &[u8]) -> Result<Vec<Switch>, PollError> {
-    let rows: Vec<Row> = serde_json::from_slice(body)
-        .map_err(|e| PollError::Parse(format!("/history: {e}")))?;
+    let rows: Vec<Row> =
+        serde_json::from_slice(body).map_err(|e| PollError::Parse(format!("/history: {e}")))?;
     Ok(rows
         .into_iter()
         .map(|Row(timeline, _, reason, at, leader)| Switch {
@@ -70,7 +70,11 @@ mod tests {
         assert_eq!(h.len(), 3);
         assert_eq!(h[0].new_leader.as_deref(), Some("pg2"));
         assert_eq!(promoted_at(&h, 2), Some(1_795_626_312_250));
-        assert_eq!(promoted_at(&h, 3), Some(1_795_626_000_000), "offsets are honoured");
+        assert_eq!(
+            promoted_at(&h, 3),
+            Some(1_795_626_000_000),
+            "offsets are honoured"
+        );
         assert_eq!(promoted_at(&h, 4), None, "no timestamp recorded");
         assert_eq!(promoted_at(&h, 1), None, "timeline 1 was never promoted to");
         assert!(parse_history(b"{}").is_err());

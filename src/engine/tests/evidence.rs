@@ -136,12 +136,17 @@ async fn a_failover_reports_its_routing_lag_from_the_promotion_in_patroni_histor
     w.fake(0).set_leader("a-pg2", 2);
     // Promoted 3 s before the router's clock says now.
     let promoted = "2026-11-18T11:06:37+00:00"; // Unix 1_795_000_000 - 3
-    let history = format!(r#"[[1, 50331808, "no recovery target specified", "{promoted}", "a-pg2"]]"#);
-    w.fake(0).node("a-pg2").set("/history", Reply::Json(200, history));
+    let history =
+        format!(r#"[[1, 50331808, "no recovery target specified", "{promoted}", "a-pg2"]]"#);
+    w.fake(0)
+        .node("a-pg2")
+        .set("/history", Reply::Json(200, history));
     let r = w.reconcile().await;
     let lag = r.clusters[0].routing_lag.expect("measured");
-    assert_eq!((lag.total_ms, lag.to_decision_ms, lag.to_applied_ms), (3000, 3000, 0));
+    assert_eq!(
+        (lag.total_ms, lag.to_decision_ms, lag.to_applied_ms),
+        (3000, 3000, 0)
+    );
     // Steady state moves nothing: no lag to report.
     assert_eq!(w.reconcile().await.clusters[0].routing_lag, None);
 }
-

@@ -15,11 +15,11 @@ use serde_json::{Value, json};
 use super::{Ports, Router};
 use crate::adapters::Patroni;
 use crate::adapters::memory::{Fault, MemoryAws};
-use crate::config::NodeConfig;
-use crate::domain::patroni::{NodeObservation, PollError, Switch};
 use crate::clock::ManualClock;
 use crate::config::Config;
+use crate::config::NodeConfig;
 use crate::domain::aws::TargetType;
+use crate::domain::patroni::{NodeObservation, PollError, Switch};
 use crate::domain::report::{Action, ChangeStatus, Mode, Report};
 use crate::testkit::fake_patroni::{FakeCluster, Reply};
 

@@ -169,9 +169,21 @@ impl Metrics {
         }
         let [total, decide, apply] = &self.routing_lag;
         let lags = [
-            ("routing_lag_seconds", "Per failover: the new primary's promotion (its /history) to AWS routing to it", total),
-            ("routing_lag_decide_seconds", "Per failover: promotion to the router's decision", decide),
-            ("routing_lag_apply_seconds", "Per failover: the router's decision to the AWS write done", apply),
+            (
+                "routing_lag_seconds",
+                "Per failover: the new primary's promotion (its /history) to AWS routing to it",
+                total,
+            ),
+            (
+                "routing_lag_decide_seconds",
+                "Per failover: promotion to the router's decision",
+                decide,
+            ),
+            (
+                "routing_lag_apply_seconds",
+                "Per failover: the router's decision to the AWS write done",
+                apply,
+            ),
         ];
         for (name, help, family) in lags {
             self.registry.register(name, help, family.clone());
@@ -179,7 +191,13 @@ impl Metrics {
     }
 
     /// Apply one cluster's report; `now_unix` stamps a success. Returns the observation.
-    pub fn record(&self, report: &ClusterReport, trigger: &str, secs: f64, now_unix: f64) -> Observation {
+    pub fn record(
+        &self,
+        report: &ClusterReport,
+        trigger: &str,
+        secs: f64,
+        now_unix: f64,
+    ) -> Observation {
         let scope = report.scope.as_str();
         let o = {
             let mut primaries = self.primaries.lock().unwrap_or_else(|e| e.into_inner());
@@ -194,12 +212,16 @@ impl Metrics {
             trigger: trigger.to_string(),
         };
         self.reconciles.get_or_create(&labels).inc();
-        self.decisions.get_or_create(&kind(scope, o.kind.as_str())).inc();
+        self.decisions
+            .get_or_create(&kind(scope, o.kind.as_str()))
+            .inc();
         if o.primary_changed {
             self.primary_changes.get_or_create(&cluster(scope)).inc();
         }
         if o.errors > 0 {
-            self.apply_errors.get_or_create(&cluster(scope)).inc_by(o.errors);
+            self.apply_errors
+                .get_or_create(&cluster(scope))
+                .inc_by(o.errors);
         }
         for (k, n) in &o.error_kinds {
             self.errors.get_or_create(&kind(scope, k)).inc_by(*n);
@@ -207,7 +229,9 @@ impl Metrics {
         self.record_lag(scope, &o);
         self.duration.get_or_create(&cluster(scope)).observe(secs);
         if o.success {
-            self.last_success.get_or_create(&cluster(scope)).set(now_unix);
+            self.last_success
+                .get_or_create(&cluster(scope))
+                .set(now_unix);
         }
         o
     }
@@ -324,8 +348,55 @@ mod tests {
         }
         assert!(!text.contains("member=\"pg3\""), "unknown lag is absent");
         for name in NAMES {
-            assert!(text.contains(&format!("\n{name}")), "{name} is exposed:\n{text}");
+            assert!(
+                text.contains(&format!("\n{name}")),
+                "{name} is exposed:\n{text}"
+            );
         }
         assert!(text.trim_end().ends_with("# EOF"));
+    }
+
+    /// Every `patroni_router_*` series a PromQL text names, without histogram suffixes.
+    fn series_in(text: &str) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for (i, _) in text.match_indices("patroni_router_") {
+            let name: String = text[i..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            let base = ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|s| name.strip_suffix(s))
+                .unwrap_or(&name)
+                .to_string();
+            out.push(base);
+        }
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    #[test]
+    fn the_grafana_dashboard_queries_only_series_serve_exposes() {
+        let dashboard = include_str!("../../../../deploy/grafana/patroni-router.json");
+        let json: serde_json::Value = serde_json::from_str(dashboard).expect("dashboard JSON");
+        let queried = series_in(dashboard);
+        assert!(queried.len() >= 10, "{queried:?}");
+        for name in &queried {
+            assert!(
+                NAMES.contains(&name.as_str()),
+                "the dashboard queries {name}, never exposed"
+            );
+        }
+        for must in [
+            "patroni_router_routing_lag_seconds",
+            "patroni_router_decisions_total",
+        ] {
+            assert!(
+                queried.iter().any(|q| q == must),
+                "the dashboard shows {must}"
+            );
+        }
+        assert!(json["panels"].as_array().is_some_and(|p| p.len() >= 6));
     }
 }

@@ -61,9 +61,13 @@ pub fn observe(report: &ClusterReport, previous_primary: Option<&str>) -> Observ
         errors,
         lag,
         error_kinds: error_kinds.into_iter().collect(),
-        routing_lag: report
-            .routing_lag
-            .map(|l| [secs(l.total_ms), secs(l.to_decision_ms), secs(l.to_applied_ms)]),
+        routing_lag: report.routing_lag.map(|l| {
+            [
+                secs(l.total_ms),
+                secs(l.to_decision_ms),
+                secs(l.to_applied_ms),
+            ]
+        }),
     }
 }
 
