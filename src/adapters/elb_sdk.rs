@@ -8,14 +8,19 @@ use aws_sdk_elasticloadbalancingv2::types::{
     ProtocolEnum, Tag, TargetDescription, TargetGroup, TargetGroupAttribute,
 };
 
-use super::sdk::from_sdk;
+use std::sync::Arc;
+
+use super::budget::Budget;
 use super::{AwsError, Elb, GroupInfo, Tags};
 use crate::domain::aws::{RegisteredTarget, Target, TargetHealth, TargetType};
 use crate::domain::drift::{HealthCheck, SettingsFix};
 
-/// The SDK client as the [`Elb`] port.
-#[derive(Clone, Debug)]
-pub struct SdkElb(pub Client);
+/// The SDK client as the [`Elb`] port; every request waits for the budget.
+#[derive(Clone)]
+pub struct SdkElb {
+    pub client: Client,
+    pub budget: Arc<Budget>,
+}
 
 fn group_info(g: &TargetGroup) -> GroupInfo {
     GroupInfo {
@@ -58,13 +63,17 @@ impl Elb for SdkElb {
         let mut marker = None;
         loop {
             let out = self
-                .0
-                .describe_target_groups()
-                .set_target_group_arns(Some(arns.to_vec()))
-                .set_marker(marker)
-                .send()
-                .await
-                .map_err(|e| from_sdk("DescribeTargetGroups", &resource, &e))?;
+                .budget
+                .sent(
+                    "DescribeTargetGroups",
+                    &resource,
+                    self.client
+                        .describe_target_groups()
+                        .set_target_group_arns(Some(arns.to_vec()))
+                        .set_marker(marker)
+                        .send(),
+                )
+                .await?;
             for g in out.target_groups() {
                 if let Some(arn) = g.target_group_arn() {
                     found.push((arn.to_string(), group_info(g)));
@@ -79,12 +88,16 @@ impl Elb for SdkElb {
 
     async fn target_health(&self, arn: &str) -> Result<Vec<RegisteredTarget>, AwsError> {
         let health = self
-            .0
-            .describe_target_health()
-            .target_group_arn(arn)
-            .send()
-            .await
-            .map_err(|e| from_sdk("DescribeTargetHealth", arn, &e))?;
+            .budget
+            .sent(
+                "DescribeTargetHealth",
+                arn,
+                self.client
+                    .describe_target_health()
+                    .target_group_arn(arn)
+                    .send(),
+            )
+            .await?;
         Ok(health
             .target_health_descriptions()
             .iter()
@@ -107,35 +120,47 @@ impl Elb for SdkElb {
     }
 
     async fn register(&self, arn: &str, targets: &[Target]) -> Result<(), AwsError> {
-        self.0
-            .register_targets()
-            .target_group_arn(arn)
-            .set_targets(Some(descriptions(targets)))
-            .send()
-            .await
-            .map_err(|e| from_sdk("RegisterTargets", arn, &e))?;
+        self.budget
+            .sent(
+                "RegisterTargets",
+                arn,
+                self.client
+                    .register_targets()
+                    .target_group_arn(arn)
+                    .set_targets(Some(descriptions(targets)))
+                    .send(),
+            )
+            .await?;
         Ok(())
     }
 
     async fn deregister(&self, arn: &str, targets: &[Target]) -> Result<(), AwsError> {
-        self.0
-            .deregister_targets()
-            .target_group_arn(arn)
-            .set_targets(Some(descriptions(targets)))
-            .send()
-            .await
-            .map_err(|e| from_sdk("DeregisterTargets", arn, &e))?;
+        self.budget
+            .sent(
+                "DeregisterTargets",
+                arn,
+                self.client
+                    .deregister_targets()
+                    .target_group_arn(arn)
+                    .set_targets(Some(descriptions(targets)))
+                    .send(),
+            )
+            .await?;
         Ok(())
     }
 
     async fn attributes(&self, arn: &str) -> Result<BTreeMap<String, String>, AwsError> {
         let attrs = self
-            .0
-            .describe_target_group_attributes()
-            .target_group_arn(arn)
-            .send()
-            .await
-            .map_err(|e| from_sdk("DescribeTargetGroupAttributes", arn, &e))?;
+            .budget
+            .sent(
+                "DescribeTargetGroupAttributes",
+                arn,
+                self.client
+                    .describe_target_group_attributes()
+                    .target_group_arn(arn)
+                    .send(),
+            )
+            .await?;
         Ok(attrs
             .attributes()
             .iter()
@@ -150,39 +175,51 @@ impl Elb for SdkElb {
                 .iter()
                 .map(|(k, v)| TargetGroupAttribute::builder().key(k).value(v).build())
                 .collect();
-            self.0
-                .modify_target_group_attributes()
-                .target_group_arn(arn)
-                .set_attributes(Some(attributes))
-                .send()
-                .await
-                .map_err(|e| from_sdk("ModifyTargetGroupAttributes", arn, &e))?;
+            self.budget
+                .sent(
+                    "ModifyTargetGroupAttributes",
+                    arn,
+                    self.client
+                        .modify_target_group_attributes()
+                        .target_group_arn(arn)
+                        .set_attributes(Some(attributes))
+                        .send(),
+                )
+                .await?;
         }
         if let Some(hc) = &fix.health_check {
-            self.0
-                .modify_target_group()
-                .target_group_arn(arn)
-                .set_health_check_protocol(hc.protocol.as_deref().map(ProtocolEnum::from))
-                .set_health_check_port(hc.port.clone())
-                .set_health_check_path(hc.path.clone())
-                .set_health_check_interval_seconds(hc.interval_seconds)
-                .set_healthy_threshold_count(hc.healthy_threshold)
-                .set_unhealthy_threshold_count(hc.unhealthy_threshold)
-                .send()
-                .await
-                .map_err(|e| from_sdk("ModifyTargetGroup", arn, &e))?;
+            self.budget
+                .sent(
+                    "ModifyTargetGroup",
+                    arn,
+                    self.client
+                        .modify_target_group()
+                        .target_group_arn(arn)
+                        .set_health_check_protocol(hc.protocol.as_deref().map(ProtocolEnum::from))
+                        .set_health_check_port(hc.port.clone())
+                        .set_health_check_path(hc.path.clone())
+                        .set_health_check_interval_seconds(hc.interval_seconds)
+                        .set_healthy_threshold_count(hc.healthy_threshold)
+                        .set_unhealthy_threshold_count(hc.unhealthy_threshold)
+                        .send(),
+                )
+                .await?;
         }
         Ok(())
     }
 
     async fn tags(&self, arns: &[String]) -> Result<Vec<(String, Tags)>, AwsError> {
         let out = self
-            .0
-            .describe_tags()
-            .set_resource_arns(Some(arns.to_vec()))
-            .send()
-            .await
-            .map_err(|e| from_sdk("DescribeTags", &arns.join(", "), &e))?;
+            .budget
+            .sent(
+                "DescribeTags",
+                &arns.join(", "),
+                self.client
+                    .describe_tags()
+                    .set_resource_arns(Some(arns.to_vec()))
+                    .send(),
+            )
+            .await?;
         Ok(out
             .tag_descriptions()
             .iter()
@@ -207,24 +244,32 @@ impl Elb for SdkElb {
             .iter()
             .map(|(k, v)| Tag::builder().key(k).value(v).build())
             .collect();
-        self.0
-            .add_tags()
-            .resource_arns(arn)
-            .set_tags(Some(tags))
-            .send()
-            .await
-            .map_err(|e| from_sdk("AddTags", arn, &e))?;
+        self.budget
+            .sent(
+                "AddTags",
+                arn,
+                self.client
+                    .add_tags()
+                    .resource_arns(arn)
+                    .set_tags(Some(tags))
+                    .send(),
+            )
+            .await?;
         Ok(())
     }
 
     async fn remove_tags(&self, arn: &str, keys: &[String]) -> Result<(), AwsError> {
-        self.0
-            .remove_tags()
-            .resource_arns(arn)
-            .set_tag_keys(Some(keys.to_vec()))
-            .send()
-            .await
-            .map_err(|e| from_sdk("RemoveTags", arn, &e))?;
+        self.budget
+            .sent(
+                "RemoveTags",
+                arn,
+                self.client
+                    .remove_tags()
+                    .resource_arns(arn)
+                    .set_tag_keys(Some(keys.to_vec()))
+                    .send(),
+            )
+            .await?;
         Ok(())
     }
 }

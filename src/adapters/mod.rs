@@ -8,6 +8,7 @@
 //! - [`memory`] (testkit): an in-memory AWS that enforces the rules AWS enforces, with
 //!   injected failures, for the engine's unit tests.
 
+pub mod budget;
 pub mod elb_batch;
 pub mod elb_sdk;
 #[cfg(any(test, feature = "testkit"))]

@@ -8,14 +8,19 @@ use aws_sdk_route53::types::{
     ResourceRecordSetFailover, RrType,
 };
 
-use super::sdk::from_sdk;
+use std::sync::Arc;
+
+use super::budget::Budget;
 use super::{AwsError, ChangeAction, RecordChange, Route53};
 use crate::config::normalize_record_name;
 use crate::domain::aws::{FailoverRole, RecordSet, RecordType};
 
-/// The SDK client as the [`Route53`] port.
-#[derive(Clone, Debug)]
-pub struct SdkRoute53(pub Client);
+/// The SDK client as the [`Route53`] port; every request (each page too) waits for the budget.
+#[derive(Clone)]
+pub struct SdkRoute53 {
+    pub client: Client,
+    pub budget: Arc<Budget>,
+}
 
 /// Where the next page of a listing starts.
 type Start = (String, Option<RrType>, Option<String>);
@@ -30,17 +35,17 @@ impl Route53 for SdkRoute53 {
         let mut records = Vec::new();
         let mut start: Option<Start> = name.map(|n| (n.to_string(), None, None));
         loop {
-            let mut req = self.0.list_resource_record_sets().hosted_zone_id(zone);
+            let mut req = self.client.list_resource_record_sets().hosted_zone_id(zone);
             if let Some((n, rtype, id)) = start.take() {
                 req = req
                     .start_record_name(n)
                     .set_start_record_type(rtype)
                     .set_start_record_identifier(id);
             }
-            let out = req
-                .send()
-                .await
-                .map_err(|e| from_sdk("ListResourceRecordSets", &resource, &e))?;
+            let out = self
+                .budget
+                .sent("ListResourceRecordSets", &resource, req.send())
+                .await?;
             for r in out.resource_record_sets() {
                 let rname = normalize_record_name(&unescape(r.name()));
                 if name.is_some_and(|n| n != rname) {
@@ -91,13 +96,15 @@ impl Route53 for SdkRoute53 {
             .set_changes(Some(changes))
             .build()
             .map_err(|e| bad(e.to_string()))?;
-        self.0
+        let request = self
+            .client
             .change_resource_record_sets()
             .hosted_zone_id(zone)
             .change_batch(batch)
-            .send()
-            .await
-            .map_err(|e| from_sdk("ChangeResourceRecordSets", &resource, &e))?;
+            .send();
+        self.budget
+            .sent("ChangeResourceRecordSets", &resource, request)
+            .await?;
         Ok(())
     }
 }

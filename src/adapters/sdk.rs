@@ -1,5 +1,6 @@
 //! The AWS SDK's clients, built once per process, and SDK errors shaped for humans.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use aws_config::BehaviorVersion;
@@ -8,6 +9,7 @@ use aws_config::timeout::TimeoutConfig;
 use aws_sdk_elasticloadbalancingv2::error::ProvideErrorMetadata;
 
 use super::AwsError;
+use super::budget::Budget;
 use crate::config::AwsSettings;
 
 /// An [`AwsError`] from any SDK error: AWS's code and message when AWS answered; else (the
@@ -68,11 +70,13 @@ fn short(chain: &str) -> String {
     s
 }
 
-/// The SDK clients, built once per process (Lambda: once per cold start).
-#[derive(Clone, Debug)]
+/// The SDK clients, built once per process (Lambda: once per cold start), and the process's
+/// AWS budget, which every request of both waits for.
+#[derive(Clone)]
 pub struct AwsClients {
     pub elb: aws_sdk_elasticloadbalancingv2::Client,
     pub route53: aws_sdk_route53::Client,
+    pub budget: Arc<Budget>,
 }
 
 impl AwsClients {
@@ -98,6 +102,7 @@ impl AwsClients {
         AwsClients {
             elb: aws_sdk_elasticloadbalancingv2::Client::new(&shared),
             route53: aws_sdk_route53::Client::new(&shared),
+            budget: Arc::new(Budget::new(&settings.budget)),
         }
     }
 }

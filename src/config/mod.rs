@@ -6,6 +6,7 @@
 mod raw;
 pub mod settings;
 mod validate;
+mod validate_settings;
 
 use std::net::IpAddr;
 use std::path::Path;
@@ -13,7 +14,9 @@ use std::path::Path;
 use serde::Deserialize;
 
 use crate::domain::aws::Endpoint;
-pub use settings::{AwsSettings, PatroniSettings, TlsSettings, WebhookSettings};
+pub use settings::{
+    AwsSettings, Bucket, BudgetSettings, PatroniSettings, TlsSettings, WebhookSettings,
+};
 
 /// Where the configuration is looked up in the environment (used by the Lambda).
 pub const ENV_CONFIG: &str = "ROUTER_CONFIG";

@@ -110,6 +110,18 @@ pub struct AwsSettings {
     /// `status` always do); "0s" checks on every run.
     #[serde(default = "default_settings_check_interval", with = "humantime_serde")]
     pub settings_check_interval: Duration,
+    /// The router's share of AWS's API budgets (see [`BudgetSettings`]).
+    #[serde(default)]
+    pub budget: BudgetSettings,
+    /// `watch`, `serve` and the Lambda read AWS when a decision changes and verify what they
+    /// remember on a rotating schedule: each target group and record at most this often
+    /// (less often when the budget cannot afford it; the report says how often).
+    #[serde(default = "default_verify_every", with = "humantime_serde")]
+    pub verify_every: Duration,
+}
+
+fn default_verify_every() -> Duration {
+    Duration::from_secs(300)
 }
 
 fn default_settings_check_interval() -> Duration {
@@ -129,6 +141,66 @@ impl Default for AwsSettings {
             max_attempts: default_max_attempts(),
             endpoint_url: None,
             settings_check_interval: default_settings_check_interval(),
+            budget: BudgetSettings::default(),
+            verify_every: default_verify_every(),
+        }
+    }
+}
+
+/// One API family's bucket as AWS documents it.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Bucket {
+    /// Tokens the bucket holds when full.
+    pub burst: u32,
+    /// Tokens added per second.
+    pub per_second: f64,
+}
+
+/// `aws.budget` in the config.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct BudgetSettings {
+    /// The share of each bucket this router may use (0 < share <= 1).
+    #[serde(default = "default_share")]
+    pub share: f64,
+    #[serde(default = "elb_describe")]
+    pub elb_describe: Bucket,
+    #[serde(default = "elb_modify")]
+    pub elb_modify: Bucket,
+    #[serde(default = "route53")]
+    pub route53: Bucket,
+}
+
+fn default_share() -> f64 {
+    0.2
+}
+fn elb_describe() -> Bucket {
+    Bucket {
+        burst: 40,
+        per_second: 10.0,
+    }
+}
+fn elb_modify() -> Bucket {
+    Bucket {
+        burst: 20,
+        per_second: 10.0,
+    }
+}
+fn route53() -> Bucket {
+    Bucket {
+        burst: 5,
+        per_second: 5.0,
+    }
+}
+
+impl Default for BudgetSettings {
+    fn default() -> Self {
+        BudgetSettings {
+            share: default_share(),
+            elb_describe: elb_describe(),
+            elb_modify: elb_modify(),
+            route53: route53(),
         }
     }
 }

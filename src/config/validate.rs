@@ -26,12 +26,9 @@ impl Invalid {
     }
 }
 
-type Checked<T> = Result<T, Invalid>;
+pub(super) type Checked<T> = Result<T, Invalid>;
 
-/// The longest replay window accepted for webhooks.
-const MAX_CLOCK_SKEW: std::time::Duration = std::time::Duration::from_secs(15 * 60);
-
-fn invalid<T>(field: impl Into<String>, message: impl Into<String>) -> Checked<T> {
+pub(super) fn invalid<T>(field: impl Into<String>, message: impl Into<String>) -> Checked<T> {
     Err(Invalid {
         field: field.into(),
         message: message.into(),
@@ -45,7 +42,7 @@ pub(super) fn config(raw: RawConfig) -> Checked<Config> {
             "no cluster configured: add at least one {\"scope\", \"nodes\", ...}",
         );
     }
-    settings(&raw)?;
+    super::validate_settings::settings(&raw)?;
     let mut clusters = Vec::with_capacity(raw.clusters.len());
     let mut tg_paths = Vec::with_capacity(raw.clusters.len());
     for (i, c) in raw.clusters.iter().enumerate() {
@@ -64,59 +61,6 @@ pub(super) fn config(raw: RawConfig) -> Checked<Config> {
         webhook: raw.webhook,
         aws: raw.aws,
     })
-}
-
-fn settings(raw: &RawConfig) -> Checked<()> {
-    let p = &raw.patroni;
-    if p.request_timeout.is_zero() || p.poll_deadline.is_zero() {
-        return invalid(
-            "patroni",
-            "request_timeout and poll_deadline must be positive durations like \"2s\"",
-        );
-    }
-    if let Some(tls) = &p.tls
-        && tls.cert_file.is_some() != tls.key_file.is_some()
-    {
-        return invalid(
-            "patroni.tls",
-            "cert_file and key_file go together: set both for a client certificate, or neither",
-        );
-    }
-    let a = &raw.aws;
-    if a.attempt_timeout.is_zero() || !(1..=10).contains(&a.max_attempts) {
-        return invalid(
-            "aws",
-            "attempt_timeout must be a positive duration and max_attempts 1..=10",
-        );
-    }
-    if let Some(url) = &a.endpoint_url {
-        api_url(url, "aws.endpoint_url")?;
-    }
-    let w = &raw.webhook;
-    if w.confirm_interval.is_zero() || w.max_clock_skew.is_zero() {
-        return invalid(
-            "webhook",
-            "confirm_interval and max_clock_skew must be positive durations like \"250ms\"",
-        );
-    }
-    if w.max_clock_skew > MAX_CLOCK_SKEW {
-        return invalid(
-            "webhook.max_clock_skew",
-            format!(
-                "{} is more than {}: a signed callback stays replayable that long; keep the \
-                 nodes' clocks in sync (NTP) and the window short (default 5m)",
-                humantime::format_duration(w.max_clock_skew),
-                humantime::format_duration(MAX_CLOCK_SKEW)
-            ),
-        );
-    }
-    if p.straggler_grace > p.poll_deadline {
-        return invalid(
-            "patroni.straggler_grace",
-            "must not be longer than patroni.poll_deadline (default 100ms)",
-        );
-    }
-    Ok(())
 }
 
 /// Scopes, records and target groups each belong to one cluster. `tg_paths[i][j]` is the
@@ -445,7 +389,7 @@ fn read_dns(d: &RawDns, nodes: &[NodeConfig], at: &str) -> Checked<DnsConfig> {
     dns(d, nodes, at)
 }
 
-fn api_url(url: &str, field: &str) -> Checked<()> {
+pub(super) fn api_url(url: &str, field: &str) -> Checked<()> {
     let parsed = match reqwest::Url::parse(url) {
         Ok(u) => u,
         Err(e) => {

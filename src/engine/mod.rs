@@ -94,8 +94,14 @@ impl Router {
     pub fn new(config: Config, aws: AwsClients) -> Result<Router, ClientBuildError> {
         let ports = Ports {
             patroni: Arc::new(HttpPatroni::new(&config.patroni)?),
-            elb: Arc::new(SdkElb(aws.elb)),
-            route53: Arc::new(SdkRoute53(aws.route53)),
+            elb: Arc::new(SdkElb {
+                client: aws.elb,
+                budget: Arc::clone(&aws.budget),
+            }),
+            route53: Arc::new(SdkRoute53 {
+                client: aws.route53,
+                budget: Arc::clone(&aws.budget),
+            }),
             clock: Arc::new(SystemClock),
         };
         Ok(Router::with_ports(config, ports))

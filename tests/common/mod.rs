@@ -7,10 +7,12 @@
 
 pub mod aws_proxy;
 pub mod cli;
+pub mod cluster;
 pub mod lambda;
 pub use patroni_router::testkit::fake_patroni;
 pub mod nlb_forwarder;
 pub mod pki;
+pub mod relay;
 pub mod scenario;
 pub mod serve;
 pub mod writer;

@@ -1,0 +1,182 @@
+//! The AWS budget. AWS meters API calls per account and region, shared with the console and
+//! every other tool: ELBv2's non-mutating `Describe*` calls are a token bucket of 40 refilled
+//! at 10 a second (mutating calls have buckets of their own), Route 53 allows 5 requests a
+//! second. The router takes a share of each (default 20 %), shared by every cluster of the
+//! process, and waits for a token before each call — so it never spends more than its share,
+//! whatever the number of clusters.
+//!
+//! Priorities, from a task-local set around the calls: `Urgent` (a failover's writes and the
+//! reads it needs) may use the whole share; `Normal` at most 80 % of it; `Verify` (the
+//! rotating checks for drift) at most 50 % — so a failover always finds tokens.
+//!
+//! The SDK adapters call [`Budget::sent`] around every request they send (each page of a
+//! listing too), which also counts calls and throttles per operation.
+
+use std::collections::BTreeMap;
+use std::num::NonZeroU32;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use aws_sdk_elasticloadbalancingv2::error::ProvideErrorMetadata;
+use governor::{DefaultDirectRateLimiter, Jitter, Quota, RateLimiter};
+
+use super::AwsError;
+use super::sdk::from_sdk;
+use crate::config::{Bucket, BudgetSettings};
+
+/// How urgent the calls of a task are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Priority {
+    Urgent,
+    Normal,
+    Verify,
+}
+
+tokio::task_local! {
+    static PRIORITY: Priority;
+}
+
+/// Run `f` with its AWS calls at `priority`.
+pub async fn with_priority<F: std::future::Future>(priority: Priority, f: F) -> F::Output {
+    PRIORITY.scope(priority, f).await
+}
+
+fn current() -> Priority {
+    PRIORITY.try_with(|p| *p).unwrap_or(Priority::Normal)
+}
+
+/// The API family an operation is metered in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Family {
+    ElbDescribe,
+    ElbModify,
+    Route53,
+}
+
+impl Family {
+    pub fn of(operation: &str) -> Family {
+        match operation {
+            "ListResourceRecordSets" | "ChangeResourceRecordSets" => Family::Route53,
+            op if op.starts_with("Describe") => Family::ElbDescribe,
+            _ => Family::ElbModify,
+        }
+    }
+}
+
+/// A family's limiters: the whole share, and the parts lower priorities may use.
+struct Limiters {
+    all: DefaultDirectRateLimiter,
+    normal: DefaultDirectRateLimiter,
+    verify: DefaultDirectRateLimiter,
+}
+
+/// `fraction` of `bucket`, as a quota (at least one token per minute, a burst of one).
+fn quota(bucket: Bucket, fraction: f64) -> Quota {
+    let rate = (bucket.per_second * fraction).max(1.0 / 60.0);
+    let period = Duration::from_secs_f64(1.0 / rate);
+    let burst = (f64::from(bucket.burst) * fraction).floor().max(1.0);
+    let burst = NonZeroU32::new(burst as u32).unwrap_or(NonZeroU32::MIN);
+    Quota::with_period(period)
+        .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
+        .allow_burst(burst)
+}
+
+impl Limiters {
+    fn new(bucket: Bucket, share: f64) -> Limiters {
+        Limiters {
+            all: RateLimiter::direct(quota(bucket, share)),
+            normal: RateLimiter::direct(quota(bucket, share * 0.8)),
+            verify: RateLimiter::direct(quota(bucket, share * 0.5)),
+        }
+    }
+
+    async fn acquire(&self, priority: Priority) {
+        let jitter = Jitter::up_to(Duration::from_millis(20));
+        match priority {
+            Priority::Urgent => {}
+            Priority::Normal => self.normal.until_ready_with_jitter(jitter).await,
+            Priority::Verify => self.verify.until_ready_with_jitter(jitter).await,
+        }
+        self.all.until_ready_with_jitter(jitter).await;
+    }
+}
+
+/// Calls made and throttled, per operation.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Count {
+    pub calls: u64,
+    pub throttled: u64,
+}
+
+/// The budget of one process.
+pub struct Budget {
+    families: BTreeMap<Family, Limiters>,
+    counts: Mutex<BTreeMap<&'static str, Count>>,
+}
+
+impl Budget {
+    pub fn new(settings: &BudgetSettings) -> Budget {
+        let share = settings.share;
+        let families = [
+            (Family::ElbDescribe, settings.elb_describe),
+            (Family::ElbModify, settings.elb_modify),
+            (Family::Route53, settings.route53),
+        ]
+        .into_iter()
+        .map(|(f, b)| (f, Limiters::new(b, share)))
+        .collect();
+        Budget {
+            families,
+            counts: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// Wait for a token for `operation` at the task's priority.
+    pub async fn acquire(&self, operation: &'static str) {
+        if let Some(l) = self.families.get(&Family::of(operation)) {
+            l.acquire(current()).await;
+        }
+    }
+
+    /// Send one SDK request within the budget, count it, and shape its error.
+    pub async fn sent<T, E, F>(
+        &self,
+        operation: &'static str,
+        resource: &str,
+        send: F,
+    ) -> Result<T, AwsError>
+    where
+        F: std::future::Future<Output = Result<T, E>>,
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        self.acquire(operation).await;
+        let r = send.await;
+        let throttled = r.as_ref().err().and_then(|e| e.code()).is_some_and(|c| {
+            matches!(
+                c,
+                "Throttling"
+                    | "ThrottlingException"
+                    | "PriorRequestNotComplete"
+                    | "TooManyRequestsException"
+            )
+        });
+        self.counted(operation, throttled);
+        r.map_err(|e| from_sdk(operation, resource, &e))
+    }
+
+    /// Count a call and whether AWS throttled it.
+    pub fn counted(&self, operation: &'static str, throttled: bool) {
+        let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        let c = counts.entry(operation).or_default();
+        c.calls += 1;
+        c.throttled += u64::from(throttled);
+    }
+
+    /// Calls and throttles so far, per operation.
+    pub fn counts(&self) -> BTreeMap<&'static str, Count> {
+        self.counts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}

@@ -1,0 +1,96 @@
+//! Validation of the process-wide settings: `patroni`, `webhook` and `aws` (the clusters are
+//! checked in [`super::validate`]).
+
+use std::time::Duration;
+
+use super::BudgetSettings;
+use super::raw::RawConfig;
+use super::validate::{Checked, api_url, invalid};
+
+/// The longest replay window accepted for webhooks.
+const MAX_CLOCK_SKEW: Duration = Duration::from_secs(15 * 60);
+
+pub(super) fn settings(raw: &RawConfig) -> Checked<()> {
+    let p = &raw.patroni;
+    if p.request_timeout.is_zero() || p.poll_deadline.is_zero() {
+        return invalid(
+            "patroni",
+            "request_timeout and poll_deadline must be positive durations like \"2s\"",
+        );
+    }
+    if let Some(tls) = &p.tls
+        && tls.cert_file.is_some() != tls.key_file.is_some()
+    {
+        return invalid(
+            "patroni.tls",
+            "cert_file and key_file go together: set both for a client certificate, or neither",
+        );
+    }
+    let a = &raw.aws;
+    if a.attempt_timeout.is_zero() || !(1..=10).contains(&a.max_attempts) {
+        return invalid(
+            "aws",
+            "attempt_timeout must be a positive duration and max_attempts 1..=10",
+        );
+    }
+    if let Some(url) = &a.endpoint_url {
+        api_url(url, "aws.endpoint_url")?;
+    }
+    budget(&a.budget)?;
+    if a.verify_every < Duration::from_secs(10) {
+        return invalid(
+            "aws.verify_every",
+            "must be at least \"10s\" (each check costs AWS calls); the default is \"5m\"",
+        );
+    }
+    let w = &raw.webhook;
+    if w.confirm_interval.is_zero() || w.max_clock_skew.is_zero() {
+        return invalid(
+            "webhook",
+            "confirm_interval and max_clock_skew must be positive durations like \"250ms\"",
+        );
+    }
+    if w.max_clock_skew > MAX_CLOCK_SKEW {
+        return invalid(
+            "webhook.max_clock_skew",
+            format!(
+                "{} is more than {}: a signed callback stays replayable that long; keep the \
+                 nodes' clocks in sync (NTP) and the window short (default 5m)",
+                humantime::format_duration(w.max_clock_skew),
+                humantime::format_duration(MAX_CLOCK_SKEW)
+            ),
+        );
+    }
+    if p.straggler_grace > p.poll_deadline {
+        return invalid(
+            "patroni.straggler_grace",
+            "must not be longer than patroni.poll_deadline (default 100ms)",
+        );
+    }
+    Ok(())
+}
+
+/// `aws.budget`: a share in (0, 1], buckets that hold and refill something.
+fn budget(b: &BudgetSettings) -> Checked<()> {
+    if !(b.share > 0.0 && b.share <= 1.0) {
+        return invalid(
+            "aws.budget.share",
+            "must be more than 0 and at most 1 (the fraction of AWS's limits this router may use, \
+             default 0.2)",
+        );
+    }
+    for (name, bucket) in [
+        ("elb_describe", b.elb_describe),
+        ("elb_modify", b.elb_modify),
+        ("route53", b.route53),
+    ] {
+        if bucket.burst == 0 || !(bucket.per_second > 0.0 && bucket.per_second.is_finite()) {
+            return invalid(
+                &format!("aws.budget.{name}"),
+                "burst must be at least 1 and per_second a positive number (AWS's documented \
+                 limits are the defaults)",
+            );
+        }
+    }
+    Ok(())
+}
