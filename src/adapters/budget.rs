@@ -180,3 +180,99 @@ impl Budget {
             .clone()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use super::*;
+
+    fn budget(burst: u32, per_second: f64) -> Budget {
+        let bucket = Bucket { burst, per_second };
+        Budget::new(&BudgetSettings {
+            share: 1.0,
+            elb_describe: bucket,
+            elb_modify: bucket,
+            route53: bucket,
+        })
+    }
+
+    /// How long `n` calls of `op` take at `priority`.
+    async fn spend(b: &Budget, priority: Priority, op: &'static str, n: usize) -> Duration {
+        let start = Instant::now();
+        with_priority(priority, async {
+            for _ in 0..n {
+                b.acquire(op).await;
+            }
+        })
+        .await;
+        start.elapsed()
+    }
+
+    #[test]
+    fn operations_fall_in_their_family() {
+        assert_eq!(Family::of("DescribeTargetHealth"), Family::ElbDescribe);
+        assert_eq!(Family::of("DescribeTags"), Family::ElbDescribe);
+        assert_eq!(Family::of("RegisterTargets"), Family::ElbModify);
+        assert_eq!(Family::of("AddTags"), Family::ElbModify);
+        assert_eq!(Family::of("ListResourceRecordSets"), Family::Route53);
+        assert_eq!(Family::of("ChangeResourceRecordSets"), Family::Route53);
+    }
+
+    #[test]
+    fn the_share_scales_the_bucket() {
+        let q = quota(
+            Bucket {
+                burst: 40,
+                per_second: 10.0,
+            },
+            0.2,
+        );
+        assert_eq!(q.burst_size().get(), 8);
+        assert_eq!(q.replenish_interval(), Duration::from_millis(500));
+        let tiny = quota(
+            Bucket {
+                burst: 5,
+                per_second: 5.0,
+            },
+            0.1,
+        );
+        assert_eq!(tiny.burst_size().get(), 1, "never less than one token");
+    }
+
+    #[tokio::test]
+    async fn calls_wait_for_tokens_and_lower_priorities_get_less() {
+        // 100 tokens a second, 10 at once. 40 urgent calls: 10 at once, 30 at 100/s.
+        let b = budget(10, 100.0);
+        let urgent = spend(&b, Priority::Urgent, "DescribeTags", 40).await;
+        assert!(urgent >= Duration::from_millis(250), "paced: {urgent:?}");
+        // Verification gets half: 5 at once, 35 at 50/s (about 0.7 s).
+        let b = budget(10, 100.0);
+        let verify = spend(&b, Priority::Verify, "DescribeTags", 40).await;
+        assert!(
+            verify >= Duration::from_millis(600),
+            "half the rate: {verify:?}"
+        );
+        assert!(verify > urgent, "{verify:?} vs {urgent:?}");
+    }
+
+    #[tokio::test]
+    async fn families_do_not_share_tokens() {
+        let b = budget(5, 5.0);
+        spend(&b, Priority::Urgent, "DescribeTags", 5).await;
+        let other = spend(&b, Priority::Urgent, "ListResourceRecordSets", 5).await;
+        assert!(
+            other < Duration::from_millis(150),
+            "Route 53's bucket is full: {other:?}"
+        );
+        b.counted("DescribeTags", false);
+        b.counted("DescribeTags", true);
+        assert_eq!(
+            b.counts()["DescribeTags"],
+            Count {
+                calls: 2,
+                throttled: 1
+            }
+        );
+    }
+}

@@ -86,7 +86,7 @@ fn budget(b: &BudgetSettings) -> Checked<()> {
     ] {
         if bucket.burst == 0 || !(bucket.per_second > 0.0 && bucket.per_second.is_finite()) {
             return invalid(
-                &format!("aws.budget.{name}"),
+                format!("aws.budget.{name}"),
                 "burst must be at least 1 and per_second a positive number (AWS's documented \
                  limits are the defaults)",
             );

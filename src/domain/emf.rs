@@ -122,6 +122,38 @@ pub fn document(namespace: &str, c: &ClusterReport, timestamp_ms: u64) -> Value 
     Value::Object(root)
 }
 
+/// The EMF document for the whole process (no dimension): e.g. its AWS calls and how far
+/// behind verification is, after a scheduled run.
+pub fn process_document(namespace: &str, metrics: &[Metric], timestamp_ms: u64) -> Value {
+    let definitions: Vec<Value> = metrics
+        .iter()
+        .map(|x| json!({"Name": x.name, "Unit": x.unit}))
+        .collect();
+    let mut root = Map::new();
+    root.insert(
+        "_aws".into(),
+        json!({
+            "Timestamp": timestamp_ms,
+            "CloudWatchMetrics": [{"Namespace": namespace, "Dimensions": [[]], "Metrics": definitions}],
+        }),
+    );
+    for x in metrics {
+        root.insert(x.name.into(), json!(x.value));
+    }
+    Value::Object(root)
+}
+
+/// The process's metrics: AWS calls and throttles since the last emission, verification's
+/// backlog.
+pub fn process_metrics(calls: u64, throttled: u64, oldest_s: u64, unread: u64) -> Vec<Metric> {
+    vec![
+        m("AwsCalls", "Count", calls),
+        m("AwsThrottled", "Count", throttled),
+        m("VerifyOldest", "Seconds", oldest_s),
+        m("VerifyUnread", "Count", unread),
+    ]
+}
+
 /// The namespace from the environment, or the default.
 pub fn namespace_from_env() -> String {
     std::env::var(ENV_NAMESPACE)

@@ -146,6 +146,8 @@ pub(super) fn finish(p: Prepared<'_>) -> ClusterReport {
         errors: p.errors,
         decided_ms: p.decided_ms,
         routing_lag: p.routing_lag,
+        unread_target_groups: p.unread,
+        aws_age_ms: p.aws_age_ms,
         duration_ms: millis_since(p.started),
     };
     report.primary_moved = report.moved_primary();

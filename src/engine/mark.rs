@@ -21,7 +21,7 @@ pub(super) struct Context<'c> {
     pub tags: &'c HashMap<String, Result<Tags, AwsError>>,
 }
 
-fn wants_writes(p: &Prepared<'_>) -> bool {
+pub(super) fn wants_writes(p: &Prepared<'_>) -> bool {
     p.tg_plans
         .iter()
         .any(|t| !t.is_noop() || t.marking.writes())

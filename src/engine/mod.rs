@@ -16,6 +16,7 @@
 mod assemble;
 mod callback;
 mod evidence;
+mod known;
 mod lag;
 mod mark;
 mod observe;
@@ -26,6 +27,7 @@ mod settings;
 mod targets;
 #[cfg(test)]
 mod tests;
+mod verify;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -34,6 +36,7 @@ use std::time::Instant;
 use futures_util::future::BoxFuture;
 use futures_util::{StreamExt, stream};
 
+use crate::adapters::budget::{Budget, Priority, with_priority};
 use crate::adapters::elb_sdk::SdkElb;
 use crate::adapters::patroni_http::{ClientBuildError, HttpPatroni};
 use crate::adapters::route53_sdk::SdkRoute53;
@@ -41,11 +44,13 @@ use crate::adapters::sdk::AwsClients;
 use crate::adapters::{Elb, Patroni, Route53, Tags};
 use crate::clock::{Clock, SystemClock, millis_since};
 use crate::config::{ClusterConfig, Config};
-use crate::domain::aws::TargetType;
+use crate::domain::aws::{DnsState, TargetGroupState, TargetType};
 use crate::domain::decide::decide;
+use crate::domain::ownership::Owner;
 use crate::domain::patroni::NodeObservation;
 use crate::domain::report::{Mode, Report};
 pub use evidence::Board;
+pub use verify::Verified;
 
 /// How many clusters are worked on at once (each polls all its nodes concurrently).
 const CLUSTER_CONCURRENCY: usize = 16;
@@ -65,9 +70,23 @@ pub struct Ports {
     pub clock: Arc<dyn Clock>,
 }
 
+/// When a run reads AWS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reads {
+    /// Every run reads what it plans from (one-shot commands: `plan`, `reconcile`, `status`).
+    Always,
+    /// A run plans from what this process remembers of AWS and reads only when that plan
+    /// would change something, the decision moved, or it remembers nothing it can plan
+    /// from; [`Router::verify`] refreshes the memory on a rotating schedule within the
+    /// budget (`watch`, `serve`, the Lambda).
+    ChangeDriven,
+}
+
 /// What the engine remembers between runs of one process (one warm Lambda).
 #[derive(Default)]
 struct Memory {
+    /// What AWS held, as last read or written (change-driven reads plan from it).
+    known: known::Known,
     /// A target group's type never changes: read once.
     target_types: Mutex<HashMap<String, TargetType>>,
     /// When each target group's settings were last found in order (or fixed).
@@ -78,6 +97,9 @@ struct Memory {
     /// Each cluster's database (system identifier) as last reported: the default owner while
     /// no node answers.
     databases: Mutex<HashMap<String, String>>,
+    /// Held while reading what a cold start never read (tags, whole zones), so that the
+    /// first runs of many clusters at once make one read, not one each.
+    cold: tokio::sync::Mutex<()>,
 }
 
 pub struct Router {
@@ -87,6 +109,11 @@ pub struct Router {
     /// The latest answer of every node, kept by pollers (`watch`, `serve`); `None`: each run
     /// polls.
     board: Option<Arc<Board>>,
+    reads: Reads,
+    /// How often verification reads each item (from the config and the budget).
+    cycles: verify::Cycles,
+    /// The AWS budget of the SDK adapters (`None` with other ports).
+    budget: Option<Arc<Budget>>,
 }
 
 impl Router {
@@ -104,16 +131,28 @@ impl Router {
             }),
             clock: Arc::new(SystemClock),
         };
-        Ok(Router::with_ports(config, ports))
+        let mut router = Router::with_ports(config, ports);
+        router.budget = Some(aws.budget);
+        Ok(router)
     }
 
     pub fn with_ports(config: Config, ports: Ports) -> Router {
+        let cycles = verify::Cycles::of(&config.clusters, &config.aws);
         Router {
+            cycles,
+            budget: None,
             config,
             ports,
             memory: Memory::default(),
             board: None,
+            reads: Reads::Always,
         }
+    }
+
+    /// Runs read AWS only when a decision calls for it (see [`Reads::ChangeDriven`]).
+    pub fn with_change_driven_reads(mut self) -> Router {
+        self.reads = Reads::ChangeDriven;
+        self
     }
 
     /// Runs read the nodes' latest answers from `board` (kept fresh by [`pollers`]) instead
@@ -121,6 +160,11 @@ impl Router {
     pub fn with_board(mut self, board: Arc<Board>) -> Router {
         self.board = Some(board);
         self
+    }
+
+    /// The process's AWS budget (its call counts), with the SDK adapters.
+    pub fn budget(&self) -> Option<&Arc<Budget>> {
+        self.budget.as_ref()
     }
 
     pub fn board(&self) -> Option<&Arc<Board>> {
@@ -199,7 +243,7 @@ impl Router {
             .collect()
             .await;
         if mode == Mode::Reconcile {
-            records::apply(&*self.ports.route53, &mut prepared).await;
+            records::apply(self, &mut prepared).await;
             lag::measure(self, &mut prepared).await;
         }
         let mut clusters: Vec<_> = prepared.into_iter().map(assemble::finish).collect();
@@ -226,7 +270,9 @@ impl Router {
             Some(o) => o,
             None => evidence::observe(self, cluster).await,
         };
-        let mut p = self.prepare(cluster, started, observations, shared).await;
+        let mut p = self
+            .prepare(cluster, mode, started, observations, shared)
+            .await;
         if mode == Mode::Reconcile {
             targets::apply(self, &mut p).await;
         } else {
@@ -236,10 +282,12 @@ impl Router {
         p
     }
 
-    /// Poll, decide, read AWS and plan one cluster; nothing applied yet.
+    /// Decide and plan one cluster from what the nodes said, reading AWS as [`Reads`] says;
+    /// nothing applied yet.
     async fn prepare<'a>(
         &self,
         cluster: &'a ClusterConfig,
+        mode: Mode,
         started: Instant,
         observations: Vec<NodeObservation>,
         shared: &observe::SharedReads,
@@ -251,7 +299,6 @@ impl Router {
             decided_at_ms: self.unix_ms(),
         };
         assemble::log_decision(cluster, &decision, &observations);
-        let aws = observe::read_cluster(self, cluster, shared).await;
         let database = self.remember_database(&cluster.scope, decision.database.as_deref());
         let ctx = mark::Context {
             database: database.as_deref(),
@@ -259,6 +306,65 @@ impl Router {
             at_ms: self.unix_ms(),
             tags: &shared.tags,
         };
+        let moved = self
+            .memory
+            .known
+            .leader_moved(&cluster.scope, decision.primary());
+        let mut priority = if moved {
+            Priority::Urgent
+        } else {
+            Priority::Normal
+        };
+        if self.change_driven(mode) && !moved {
+            let owner = Owner::of(ctx.owner_id, &cluster.scope, ctx.database);
+            let view = observe::remembered(self, cluster, &decision, owner.as_ref(), shared).await;
+            if let Some(view) = view {
+                let p = prepare::prepare(
+                    cluster,
+                    timing.clone(),
+                    &observations,
+                    decision.clone(),
+                    view,
+                    &ctx,
+                );
+                if !p.wants_writes() {
+                    return p;
+                }
+                priority = Priority::Urgent;
+            }
+        }
+        let aws = with_priority(priority, observe::read_cluster(self, cluster, shared)).await;
         prepare::prepare(cluster, timing, &observations, decision, aws, &ctx)
     }
+
+    /// Plans from remembered AWS state? Only reconcile runs: a plan always reads.
+    fn change_driven(&self, mode: Mode) -> bool {
+        self.reads == Reads::ChangeDriven && mode == Mode::Reconcile
+    }
+
+    /// Remember a target group as read now (a first read dated back by its spread, so
+    /// first verifications do not all come due at once).
+    fn remember_group(&self, state: TargetGroupState, now: Instant) {
+        let known = &self.memory.known;
+        let at = match known.group(&state.arn) {
+            Some(_) => now,
+            None => back(now, known::spread(&state.arn, self.cycles.groups)),
+        };
+        known.put_group(state, at);
+    }
+
+    /// Remember a record name as read now (first reads spread like target groups').
+    fn remember_name(&self, name: &str, state: DnsState, now: Instant) {
+        let known = &self.memory.known;
+        let at = match known.name(&state.zone_id, name) {
+            Some(_) => now,
+            None => back(now, known::spread(name, self.cycles.names)),
+        };
+        known.put_name(name, state, at);
+    }
+}
+
+/// `now - by`, or `now` when the clock cannot go back that far.
+fn back(now: Instant, by: std::time::Duration) -> Instant {
+    now.checked_sub(by).unwrap_or(now)
 }

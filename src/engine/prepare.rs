@@ -35,6 +35,10 @@ pub(super) struct Prepared<'a> {
     pub owner: Option<Owner>,
     /// Set when this run moved the writer to a new primary (see `lag`).
     pub routing_lag: Option<RoutingLag>,
+    /// Target groups not read yet (their markers route the decision): not planned.
+    pub unread: Vec<String>,
+    /// How old the remembered AWS state planned from is, ms (`None`: read in this run).
+    pub aws_age_ms: Option<u64>,
 }
 
 impl Prepared<'_> {
@@ -46,6 +50,11 @@ impl Prepared<'_> {
         for p in &self.dns_plans {
             self.changes.extend(planned_record_changes(p));
         }
+    }
+
+    /// Would applying the plans write anything (targets, records or markers)?
+    pub fn wants_writes(&self) -> bool {
+        mark::wants_writes(self)
     }
 
     pub fn error(&mut self, e: ClusterError) {
@@ -63,6 +72,7 @@ fn blocked(resource: String, reason: &str) -> ClusterError {
 }
 
 /// When the run of a cluster started, and when it had decided (ms).
+#[derive(Clone)]
 pub(super) struct Timing {
     pub started: Instant,
     pub decided_ms: u64,
@@ -120,6 +130,7 @@ pub(super) fn prepare<'a>(
         }
     }
     let nodes = node_reports(cluster, observations, &routing);
+    let aws_age_ms = aws.age_ms;
     let mut p = Prepared {
         cluster,
         started: timing.started,
@@ -135,6 +146,8 @@ pub(super) fn prepare<'a>(
         errors,
         owner: None,
         routing_lag: None,
+        unread: aws.unread,
+        aws_age_ms,
     };
     mark::mark(&mut p, ctx);
     p

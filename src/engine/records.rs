@@ -6,18 +6,21 @@ use std::collections::BTreeMap;
 
 use tracing::{info, warn};
 
+use super::Router;
 use super::assemble::{record_change, record_marking_change};
 use super::prepare::Prepared;
 use super::targets::outcome;
 use crate::adapters::route53_batch::{self, ChangeSet};
 use crate::adapters::{AwsError, ChangeAction, RecordChange, Route53};
+use crate::domain::plan::DnsPlan;
 use crate::domain::report::Action;
 
 /// A cluster's record changes in one zone: (index into `prepared`, its DNS plan indexes).
 type ZoneMembers = Vec<(usize, Vec<usize>)>;
 
 /// Every cluster's record changes, one batch (or as few as fit) per zone.
-pub(super) async fn apply(route53: &dyn Route53, prepared: &mut [Prepared<'_>]) {
+pub(super) async fn apply(router: &Router, prepared: &mut [Prepared<'_>]) {
+    let route53: &dyn Route53 = &*router.ports.route53;
     let mut by_zone: BTreeMap<String, ZoneMembers> = BTreeMap::new();
     for (i, p) in prepared.iter().enumerate() {
         let mut mine: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
@@ -40,7 +43,21 @@ pub(super) async fn apply(route53: &dyn Route53, prepared: &mut [Prepared<'_>]) 
             .collect();
         let results = route53_batch::apply_zone(route53, &zone, &sets).await;
         for ((i, plans), result) in members.into_iter().zip(results) {
+            remember(router, &prepared[i], &plans, result.is_ok());
             record_outcome(&mut prepared[i], &plans, &result);
+        }
+    }
+}
+
+/// What the names hold now: what was written, or (the batch failed) unknown.
+fn remember(router: &Router, p: &Prepared<'_>, plans: &[usize], written: bool) {
+    let known = &router.memory.known;
+    for &j in plans {
+        let d = &p.dns_plans[j];
+        if written {
+            known.applied(&d.zone_id, &d.name, &plan_changes(d));
+        } else {
+            known.forget_name(&d.zone_id, &d.name);
         }
     }
 }
@@ -51,30 +68,33 @@ pub(super) async fn apply(route53: &dyn Route53, prepared: &mut [Prepared<'_>]) 
 fn change_set(p: &Prepared<'_>, plans: &[usize]) -> ChangeSet {
     let changes = plans
         .iter()
-        .map(|&j| &p.dns_plans[j])
-        .flat_map(|d| {
-            let (old, new) = match &d.marking.txt {
-                Some((old, new)) => (old.as_ref(), Some(new)),
-                None => (None, None),
-            };
-            let marker = old
-                .map(|r| (ChangeAction::Delete, r))
-                .into_iter()
-                .chain(new.map(|r| (ChangeAction::Create, r)));
-            let deletes = d.deletes.iter().map(|r| (ChangeAction::Delete, r));
-            marker
-                .chain(deletes)
-                .chain(d.upserts.iter().map(|r| (ChangeAction::Upsert, r)))
-        })
-        .map(|(action, record)| RecordChange {
-            action,
-            record: record.clone(),
-        })
+        .flat_map(|&j| plan_changes(&p.dns_plans[j]))
         .collect();
     ChangeSet {
         owner: p.cluster.scope.clone(),
         changes,
     }
+}
+
+/// One plan's changes, in the order of [`change_set`].
+pub(super) fn plan_changes(d: &DnsPlan) -> Vec<RecordChange> {
+    let (old, new) = match &d.marking.txt {
+        Some((old, new)) => (old.as_ref(), Some(new)),
+        None => (None, None),
+    };
+    let marker = old
+        .map(|r| (ChangeAction::Delete, r))
+        .into_iter()
+        .chain(new.map(|r| (ChangeAction::Create, r)));
+    let deletes = d.deletes.iter().map(|r| (ChangeAction::Delete, r));
+    marker
+        .chain(deletes)
+        .chain(d.upserts.iter().map(|r| (ChangeAction::Upsert, r)))
+        .map(|(action, record)| RecordChange {
+            action,
+            record: record.clone(),
+        })
+        .collect()
 }
 
 /// A batch carrying a marker that Route 53 refused as invalid: the marker it DELETEs is not

@@ -1,6 +1,7 @@
 //! Target-group hygiene: compare the settings each strategy needs with AWS (always in `plan`
 //! and `status`; in `reconcile` every `aws.settings_check_interval`, so that steady state
-//! stays cheap), report drift, and fix it where `manage_settings` is on (never in plan mode).
+//! stays cheap; with change-driven reads, in [`super::verify`]), report drift, and fix it
+//! where `manage_settings` is on (never in plan mode).
 
 use tracing::warn;
 
@@ -8,8 +9,8 @@ use super::Router;
 use super::observe::SharedReads;
 use super::prepare::Prepared;
 use crate::config::TargetGroupConfig;
-use crate::domain::drift::{self, Drift, SettingsFix, TgSettings};
-use crate::domain::report::{Action, ChangeReport, ChangeStatus, DriftReport, Mode};
+use crate::domain::drift::{self, Drift, HealthCheck, SettingsFix, TgSettings};
+use crate::domain::report::{Action, ChangeReport, ChangeStatus, ClusterError, DriftReport, Mode};
 
 pub(super) async fn check(router: &Router, p: &mut Prepared<'_>, mode: Mode, shared: &SharedReads) {
     let cluster = p.cluster;
@@ -18,45 +19,72 @@ pub(super) async fn check(router: &Router, p: &mut Prepared<'_>, mode: Mode, sha
         let Some(hc) = shared.health_checks.get(&tg.arn) else {
             continue;
         };
-        let attributes = match router.ports.elb.attributes(&tg.arn).await {
-            Ok(a) => a,
-            Err(e) => {
-                p.error(e.into());
-                continue;
-            }
-        };
-        let current = TgSettings {
-            attributes,
-            health_check: hc.clone(),
-        };
-        let (drift, fix) = drift::check(tg, cluster.standby_cluster, &current);
-        let fixed = fix_settings(router, p, tg, &drift, &fix, mode).await;
-        if !drift.is_empty() {
-            warn!(target_group = %tg.arn, drift = ?drift, fixed, "target group settings drift");
+        let found = check_group(router, tg, cluster.standby_cluster, hc, mode).await;
+        p.changes.extend(found.changes);
+        p.drift.extend(found.drift);
+        for e in found.errors {
+            p.error(e);
         }
-        // Checked: not again before the interval, unless a fix is still to be applied.
-        if !(tg.manage_settings && !fix.is_empty() && !fixed) {
-            router
-                .memory
-                .settings_checked
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(tg.arn.clone(), router.ports.clock.now());
-        }
-        p.drift.extend(drift.into_iter().map(|d| DriftReport {
-            target_group: tg.arn.clone(),
-            setting: d.setting,
-            current: d.current,
-            desired: d.desired,
-            fixed,
-        }));
     }
+}
+
+/// What checking one target group's settings found and did.
+#[derive(Default)]
+pub(super) struct Found {
+    pub changes: Vec<ChangeReport>,
+    pub drift: Vec<DriftReport>,
+    pub errors: Vec<ClusterError>,
+}
+
+/// Read one target group's attributes, compare them and `hc` (its health check as read) with
+/// what its strategy needs, and fix the difference where allowed.
+pub(super) async fn check_group(
+    router: &Router,
+    tg: &TargetGroupConfig,
+    standby: bool,
+    hc: &HealthCheck,
+    mode: Mode,
+) -> Found {
+    let mut found = Found::default();
+    let attributes = match router.ports.elb.attributes(&tg.arn).await {
+        Ok(a) => a,
+        Err(e) => {
+            found.errors.push(e.into());
+            return found;
+        }
+    };
+    let current = TgSettings {
+        attributes,
+        health_check: hc.clone(),
+    };
+    let (drift, fix) = drift::check(tg, standby, &current);
+    let fixed = fix_settings(router, &mut found, tg, &drift, &fix, mode).await;
+    if !drift.is_empty() {
+        warn!(target_group = %tg.arn, drift = ?drift, fixed, "target group settings drift");
+    }
+    // Checked: not again before the interval, unless a fix is still to be applied.
+    if !(tg.manage_settings && !fix.is_empty() && !fixed) {
+        router
+            .memory
+            .settings_checked
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(tg.arn.clone(), router.ports.clock.now());
+    }
+    found.drift.extend(drift.into_iter().map(|d| DriftReport {
+        target_group: tg.arn.clone(),
+        setting: d.setting,
+        current: d.current,
+        desired: d.desired,
+        fixed,
+    }));
+    found
 }
 
 /// With `manage_settings`: apply the fix (planned only in plan mode). True when fixed.
 async fn fix_settings(
     router: &Router,
-    p: &mut Prepared<'_>,
+    found: &mut Found,
     tg: &TargetGroupConfig,
     drift: &[Drift],
     fix: &SettingsFix,
@@ -96,10 +124,10 @@ async fn fix_settings(
             Err(e) => {
                 change.status = ChangeStatus::Failed;
                 change.error = Some(e.to_string());
-                p.error(e.into());
+                found.errors.push(e.into());
             }
         }
     }
-    p.changes.push(change);
+    found.changes.push(change);
     fixed
 }

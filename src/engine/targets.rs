@@ -50,6 +50,18 @@ pub(super) async fn apply(router: &Router, p: &mut Prepared<'_>) {
                 Err(e) => (Vec::new(), vec![e]),
             };
             p.changes.extend(result.0);
+            // Written: remember what it holds now; a write failed: read it before anything
+            // is planned for it.
+            let known = &router.memory.known;
+            let before = p.routing.target_groups.iter().find(|s| s.arn == plan.arn);
+            match (result.1.is_empty(), before) {
+                (true, Some(before)) => {
+                    let now = router.ports.clock.now();
+                    known.written(before, &plan.register, &plan.deregister, now)
+                }
+                (true, None) => known.forget_group(&plan.arn),
+                (false, _) => known.distrust_group(&plan.arn),
+            }
             for e in result.1 {
                 p.error(e);
             }

@@ -3,6 +3,7 @@
 
 use std::io::Write as _;
 use std::sync::Arc;
+use std::time::Duration;
 
 use base64::Engine as _;
 use lambda_runtime::{LambdaEvent, service_fn};
@@ -139,6 +140,8 @@ pub fn http_response(status: u16, body: &Value) -> Value {
 pub struct App {
     pub router: Router,
     pub verifier: Verifier,
+    /// AWS calls and throttles counted at the last scheduled run.
+    pub counted: std::sync::Mutex<(u64, u64)>,
 }
 
 /// A webhook: verify (401/400/413/415 with no Patroni or AWS call), then wait for Patroni to
@@ -177,6 +180,31 @@ fn emit_metrics(report: &crate::domain::report::Report) {
     }
 }
 
+/// AWS calls since the last scheduled run and verification's backlog, as one EMF line.
+fn emit_process_metrics(app: &App, v: &crate::engine::Verified) {
+    let Some(budget) = app.router.budget() else {
+        return;
+    };
+    let now: (u64, u64) = budget
+        .counts()
+        .values()
+        .fold((0, 0), |(c, t), n| (c + n.calls, t + n.throttled));
+    let before = std::mem::replace(
+        &mut *app.counted.lock().unwrap_or_else(|p| p.into_inner()),
+        now,
+    );
+    let metrics = crate::domain::emf::process_metrics(
+        now.0.saturating_sub(before.0),
+        now.1.saturating_sub(before.1),
+        v.oldest_s,
+        v.unread as u64,
+    );
+    let namespace = crate::domain::emf::namespace_from_env();
+    let line =
+        crate::domain::emf::process_document(&namespace, &metrics, crate::clock::unix_now_ms());
+    let _ = writeln!(std::io::stdout().lock(), "{line}");
+}
+
 fn log_outcome(report: &crate::domain::report::Report) {
     emit_metrics(report);
     if report.ok {
@@ -195,16 +223,43 @@ fn log_outcome(report: &crate::domain::report::Report) {
     }
 }
 
-/// Handle one invocation. Errors here become the invocation's error (and the caller's message).
-pub async fn handle(app: &App, event: Value) -> Result<Value, lambda_runtime::Error> {
-    let (mode, scope) = match classify(&event)? {
-        Event::Scheduled => (Mode::Reconcile, None),
-        Event::Direct { mode, scope } => (mode, scope),
+/// What a scheduled run leaves for verification: the invocation's time up to this margin.
+const VERIFY_MARGIN: Duration = Duration::from_secs(3);
+
+/// Handle one invocation; `left`: the time the invocation has. Errors here become the
+/// invocation's error (and the caller's message).
+pub async fn handle(
+    app: &App,
+    event: Value,
+    left: Duration,
+) -> Result<Value, lambda_runtime::Error> {
+    let until = tokio::time::Instant::now() + left.saturating_sub(VERIFY_MARGIN);
+    let (mode, scope, verify) = match classify(&event)? {
+        Event::Scheduled => (Mode::Reconcile, None, true),
+        Event::Direct { mode, scope } => (mode, scope, false),
         Event::Http(req) => return Ok(handle_webhook(app, &req).await),
     };
     let report = app.router.run(mode, scope.as_deref()).await?;
     log_outcome(&report);
-    Ok(serde_json::to_value(&report).unwrap_or_else(|e| json!({"error": e.to_string()})))
+    let mut out = serde_json::to_value(&report).unwrap_or_else(|e| json!({"error": e.to_string()}));
+    if verify {
+        // The schedule's run leaves its remaining time to verifying what it remembers.
+        let verified = app.router.verify(until).await;
+        info!(verified = ?verified, "verified");
+        emit_process_metrics(app, &verified);
+        if let Some(o) = out.as_object_mut() {
+            o.insert(
+                "verified".into(),
+                serde_json::to_value(&verified).unwrap_or_default(),
+            );
+        }
+    }
+    Ok(out)
+}
+
+/// Time left before the invocation's deadline (Unix ms).
+fn left(deadline_ms: u64) -> Duration {
+    Duration::from_millis(deadline_ms.saturating_sub(crate::clock::unix_now_ms()))
 }
 
 /// Start the Lambda runtime loop. Fails the init phase, with the reason, on a bad config.
@@ -218,12 +273,13 @@ pub async fn run() -> Result<(), lambda_runtime::Error> {
     let verifier = Verifier::new(auth, config.webhook.max_clock_skew);
     let aws = AwsClients::new(&config.aws).await;
     let app = Arc::new(App {
-        router: Router::new(config, aws)?,
+        router: Router::new(config, aws)?.with_change_driven_reads(),
         verifier,
+        counted: std::sync::Mutex::new((0, 0)),
     });
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let app = Arc::clone(&app);
-        async move { handle(&app, event.payload).await }
+        async move { handle(&app, event.payload, left(event.context.deadline)).await }
     }))
     .await
 }

@@ -61,6 +61,8 @@ pub fn cluster_report(verdict: Verdict) -> ClusterReport {
         errors: vec![],
         decided_ms: 3,
         routing_lag: None,
+        unread_target_groups: vec![],
+        aws_age_ms: None,
         duration_ms: 12,
     }
 }

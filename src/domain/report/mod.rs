@@ -150,6 +150,14 @@ pub struct ClusterReport {
     /// When this run moved the writer to a new primary: how long from its promotion.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub routing_lag: Option<RoutingLag>,
+    /// Target groups this process has not read yet, whose markers say they route the
+    /// decision (change-driven reads after a cold start): not planned until read.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unread_target_groups: Vec<String>,
+    /// Change-driven reads: how old the remembered AWS state this run planned from is (ms);
+    /// absent when the run read AWS.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aws_age_ms: Option<u64>,
     /// The whole run of the cluster, AWS calls and their retries included.
     pub duration_ms: u64,
 }

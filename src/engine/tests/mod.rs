@@ -4,6 +4,7 @@
 mod evidence;
 mod fence;
 mod race;
+mod reads;
 mod records;
 mod settings;
 
@@ -118,6 +119,12 @@ impl World {
             clock,
             router: Router::with_ports(config, ports),
         }
+    }
+
+    /// The same world, its router reading AWS only when a decision calls for it.
+    pub fn change_driven(mut self) -> World {
+        self.router = self.router.with_change_driven_reads();
+        self
     }
 
     /// A second router over the same AWS and Patroni: another process, with nothing cached.

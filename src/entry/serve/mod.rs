@@ -27,7 +27,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::clock::{Clock, SystemClock};
 use crate::domain::report::{ClusterReport, Report};
-use crate::engine::{ReconcileError, Router};
+use crate::engine::{ReconcileError, Router, Verified};
 use crate::entry::service::scheduler::{Scheduler, Trigger};
 use crate::entry::service::{self, Hooks, Outcome};
 use crate::webhook::{Auth, Verifier};
@@ -99,6 +99,27 @@ impl Hooks for ServeHooks {
             }
         }
     }
+
+    fn verified(&self, v: &Verified) {
+        self.metrics.verified(v);
+        log_verified(v);
+    }
+}
+
+/// Verification is quiet unless it found something.
+fn log_verified(v: &Verified) {
+    if !v.errors.is_empty() || !v.drift.is_empty() {
+        warn!(changed = ?v.changed, drift = ?v.drift, errors = ?v.errors, "verification found problems");
+    } else if !v.changed.is_empty() {
+        info!(changed = ?v.changed, "verification: AWS changed under these clusters; running them");
+    } else {
+        debug!(
+            read = v.target_groups_read + v.names_read,
+            unread = v.unread,
+            oldest_s = v.oldest_s,
+            "verified"
+        );
+    }
 }
 
 /// Quiet in steady state (debug); info when something moved, warn on errors.
@@ -149,6 +170,9 @@ pub async fn run(
             message: e.to_string(),
         })?;
     let metrics = Arc::new(Metrics::new(&scopes));
+    if let Some(budget) = router.budget() {
+        metrics.count_calls(Arc::clone(budget));
+    }
     let health = Arc::new(Health::new(opts.interval.saturating_mul(opts.ready_after)));
     let (stop, stopped) = watch::channel(false);
     let hooks = Arc::new(ServeHooks {

@@ -14,7 +14,7 @@ use tokio::sync::watch;
 
 use crate::domain::decide::decide;
 use crate::domain::report::{Mode, Report};
-use crate::engine::{Board, ReconcileError, Router, pollers};
+use crate::engine::{Board, ReconcileError, Router, Verified, pollers};
 use scheduler::{Runner, Scheduler, Trigger};
 
 /// What a webhook waiting for a run gets: the report, or why there is none.
@@ -29,6 +29,9 @@ pub trait Hooks: Send + Sync + 'static {
         result: &Result<Report, ReconcileError>,
         secs: f64,
     );
+
+    /// After each verification (see [`Router::verify`]).
+    fn verified(&self, _verified: &Verified) {}
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -61,25 +64,68 @@ pub fn start(
     let max_age = opts.interval * 2 + router.config().patroni.request_timeout;
     let board = Arc::new(Board::new(clusters, max_age));
     let scopes: Vec<String> = clusters.iter().map(|c| c.scope.clone()).collect();
-    let router = Arc::new(router.with_board(board));
+    let router = Arc::new(router.with_board(board).with_change_driven_reads());
     let polls = pollers::spawn(&router, opts.interval, &shutdown);
     let runner = Arc::new(Live {
         router: Arc::clone(&router),
-        hooks,
+        hooks: Arc::clone(&hooks),
         routed: Mutex::new(HashMap::new()),
     });
-    let (scheduler, workers) =
-        Scheduler::start(&scopes, runner, opts.interval, opts.max_parallel, shutdown);
+    let (scheduler, workers) = Scheduler::start(
+        &scopes,
+        runner,
+        opts.interval,
+        opts.max_parallel,
+        shutdown.clone(),
+    );
+    let verifier = tokio::spawn(verify(
+        Arc::clone(&router),
+        Arc::clone(&scheduler),
+        Arc::clone(&hooks),
+        shutdown,
+    ));
     let tasks = async move {
         workers.await;
         for p in polls {
             let _ = p.await;
         }
+        let _ = verifier.await;
     };
     Service {
         router,
         scheduler,
         tasks,
+    }
+}
+
+/// How long one verification may go on before the loop looks at the shutdown again.
+const VERIFY_SLICE: Duration = Duration::from_secs(5);
+
+/// Verify what this process remembers of AWS, continuously within the budget; a cluster
+/// whose AWS state changed under it is run at once.
+async fn verify(
+    router: Arc<Router>,
+    scheduler: Arc<Scheduler<Outcome>>,
+    hooks: Arc<dyn Hooks>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        let until = tokio::time::Instant::now() + VERIFY_SLICE;
+        let verified = tokio::select! {
+            v = router.verify(until) => v,
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        };
+        for scope in &verified.changed {
+            scheduler.nudge(scope);
+        }
+        let idle = verified.target_groups_read + verified.names_read == 0;
+        hooks.verified(&verified);
+        if idle {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                _ = shutdown.wait_for(|stop| *stop) => return,
+            }
+        }
     }
 }
 

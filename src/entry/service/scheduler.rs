@@ -123,6 +123,11 @@ impl<O> Worker<O> {
         rx
     }
 
+    /// Ask for a timer-like run (no waiter, no claim) as soon as the worker is free.
+    fn nudge(&self) {
+        self.notify.notify_one();
+    }
+
     fn take(&self) -> Pending<O> {
         std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()))
     }
@@ -184,6 +189,13 @@ impl<O: Clone + Send + 'static> Scheduler<O> {
     ) -> Option<oneshot::Receiver<O>> {
         self.workers.get(scope).map(|w| w.request(claimed_leader))
     }
+
+    /// Run `scope` soon, as its timer would (what AWS holds changed under it).
+    pub fn nudge(&self, scope: &str) {
+        if let Some(w) = self.workers.get(scope) {
+            w.nudge();
+        }
+    }
 }
 
 async fn stopped(shutdown: &mut watch::Receiver<bool>) {
@@ -199,15 +211,18 @@ async fn work<R: Runner>(
     interval: Duration,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let mut due = Instant::now();
+    // The first run is the timer's, at once (a zero sleep may lose the race to evidence).
+    let mut due = None;
     loop {
         let mut by_evidence = false;
-        tokio::select! {
-            biased;
-            () = stopped(&mut shutdown) => break,
-            () = worker.notify.notified() => {}
-            () = tokio::time::sleep_until(due) => {}
-            () = runner.evidence(&scope) => by_evidence = true,
+        if let Some(due) = due {
+            tokio::select! {
+                biased;
+                () = stopped(&mut shutdown) => break,
+                () = worker.notify.notified() => {}
+                () = tokio::time::sleep_until(due) => {}
+                () = runner.evidence(&scope) => by_evidence = true,
+            }
         }
         let permit = tokio::select! {
             biased;
@@ -226,7 +241,7 @@ async fn work<R: Runner>(
         for waiter in pending.waiters {
             let _ = waiter.send(output.clone());
         }
-        due = Instant::now() + interval;
+        due = Some(Instant::now() + interval);
     }
     // Requests queued for a run that will not happen: dropping their senders answers them.
     worker.close();

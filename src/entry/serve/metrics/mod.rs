@@ -4,6 +4,7 @@
 //! [`observe`]; [`Metrics::record`] only applies that to the registry. [`NAMES`] lists every
 //! series family, for the Grafana dashboard's test.
 
+mod aws;
 mod observe;
 
 use std::collections::HashMap;
@@ -45,6 +46,11 @@ pub const NAMES: &[&str] = &[
     "patroni_router_reconciles_total",
     "patroni_router_webhook_requests_total",
     "patroni_router_http_connections_shed_total",
+    "patroni_router_aws_calls_total",
+    "patroni_router_aws_throttled_total",
+    "patroni_router_verify_unread",
+    "patroni_router_verify_oldest_seconds",
+    "patroni_router_verify_cycle_seconds",
 ];
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -116,6 +122,7 @@ pub struct Metrics {
     pub shed: Counter,
     /// The last confirmed primary per cluster, for `primary_changes_total`.
     primaries: Mutex<HashMap<String, String>>,
+    aws: aws::AwsMetrics,
 }
 
 impl Metrics {
@@ -136,8 +143,10 @@ impl Metrics {
             webhook_requests: Family::default(),
             shed: Counter::default(),
             primaries: Mutex::new(HashMap::new()),
+            aws: aws::AwsMetrics::default(),
         };
         m.register_all();
+        m.aws.register(&mut m.registry);
         for scope in scopes {
             for k in DecisionKind::ALL {
                 m.decisions.get_or_create(&kind(scope, k.as_str())).get();
@@ -277,8 +286,19 @@ impl Metrics {
         self.webhook_requests.get_or_create(&labels).inc();
     }
 
+    /// Count the AWS calls of this budget (at each scrape).
+    pub fn count_calls(&self, budget: std::sync::Arc<crate::adapters::budget::Budget>) {
+        self.aws.set_budget(budget);
+    }
+
+    /// After each verification.
+    pub fn verified(&self, v: &crate::engine::Verified) {
+        self.aws.verified(v);
+    }
+
     /// The OpenMetrics text exposition.
     pub fn encode(&self) -> String {
+        self.aws.sync();
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
@@ -328,6 +348,16 @@ mod tests {
         m.record(&failover, "webhook", 0.3, 1001.0);
         m.webhook_request(200);
         m.shed.inc();
+        let budget = std::sync::Arc::new(crate::adapters::budget::Budget::new(&Default::default()));
+        budget.counted("DescribeTargetHealth", false);
+        budget.counted("ListResourceRecordSets", true);
+        m.count_calls(budget);
+        m.verified(&crate::engine::Verified {
+            unread: 3,
+            oldest_s: 40,
+            cycle_target_groups_s: 300,
+            ..Default::default()
+        });
         let text = m.encode();
         for expected in [
             "patroni_router_decisions_total{cluster=\"pgha\",kind=\"confirmed\"} 2",
@@ -343,6 +373,11 @@ mod tests {
             "patroni_router_routing_lag_decide_seconds_sum{cluster=\"pgha\"} 0.3",
             "patroni_router_routing_lag_apply_seconds_sum{cluster=\"pgha\"} 0.15",
             "patroni_router_http_connections_shed_total 1",
+            "patroni_router_aws_calls_total{operation=\"DescribeTargetHealth\"} 1",
+            "patroni_router_aws_throttled_total{operation=\"ListResourceRecordSets\"} 1",
+            "patroni_router_verify_unread 3",
+            "patroni_router_verify_oldest_seconds 40",
+            "patroni_router_verify_cycle_seconds{item=\"target_groups\"} 300",
         ] {
             assert!(line(&text, expected).is_some(), "no {expected} in\n{text}");
         }
