@@ -78,3 +78,33 @@ impl Clock for ManualClock {
         self.epoch + self.offset()
     }
 }
+
+/// A stable fraction (0 < f <= 1) of `period` for `key`: spreads periodic work of many keys
+/// (polls, verifications) evenly instead of all at once.
+pub fn phase(key: &str, period: Duration) -> Duration {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    key.hash(&mut h);
+    let fraction = (h.finish() % 10_000 + 1) as f64 / 10_000.0;
+    period.mul_f64(fraction)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phases_spread_evenly_over_the_period_and_stay_put() {
+        let period = Duration::from_secs(600);
+        let phases: Vec<Duration> = (0..1000)
+            .map(|i| phase(&format!("tg-{i}"), period))
+            .collect();
+        assert!(phases.iter().all(|p| !p.is_zero() && *p <= period));
+        let early = phases.iter().filter(|p| **p < period / 2).count();
+        assert!(
+            (400..600).contains(&early),
+            "{early} of 1000 in the first half"
+        );
+        assert_eq!(phase("tg-1", period), phases[1], "stable");
+    }
+}

@@ -19,6 +19,7 @@ pub mod domain;
 pub mod engine;
 pub mod entry;
 pub mod error_chain;
+pub mod files;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
 pub mod webhook;

@@ -3,9 +3,11 @@
 //! never reads more than [`MAX_BODY`] bytes: a node is trusted only for what it says about
 //! itself, in the shape Patroni sends.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use tokio::sync::Semaphore;
 
 use super::Patroni;
 use crate::config::{NodeConfig, PatroniSettings, TlsSettings};
@@ -25,6 +27,9 @@ pub struct ClientBuildError(String);
 pub struct HttpPatroni {
     http: reqwest::Client,
     request_timeout: Duration,
+    /// Requests in flight, all nodes together (each holds a connection: a file descriptor).
+    in_flight: Arc<Semaphore>,
+    most_in_flight: usize,
 }
 
 impl HttpPatroni {
@@ -41,16 +46,37 @@ impl HttpPatroni {
             // Patroni is reached inside the VPC; an environment proxy must not intercept it.
             .no_proxy()
             .user_agent(concat!("patroni-router/", env!("CARGO_PKG_VERSION")))
+            // Thousands of nodes, each asked once an interval: an idle connection per node
+            // would hold a descriptor each for nothing.
+            .pool_idle_timeout(Duration::from_secs(5))
+            .pool_max_idle_per_host(2)
             .build()
             .map_err(|e| ClientBuildError(one_line(&e)))?;
+        let in_flight = settings.max_in_flight.unwrap_or_else(crate::files::share);
         Ok(HttpPatroni {
             http,
             request_timeout: settings.request_timeout,
+            in_flight: Arc::new(Semaphore::new(in_flight)),
+            most_in_flight: in_flight,
         })
     }
 
+    /// One GET, once a slot is free; the wait for the slot counts against the timeout.
     async fn get(&self, url: &str) -> Result<Vec<u8>, PollError> {
         let timeout = self.request_timeout;
+        let waited = tokio::time::timeout(timeout, self.in_flight.acquire()).await;
+        let Ok(Ok(_slot)) = waited else {
+            return Err(PollError::Timeout(format!(
+                "no request slot within {}: {} requests to Patroni were already in flight \
+                 (raise patroni.max_in_flight or the open-files limit)",
+                humantime::format_duration(timeout),
+                self.most_in_flight
+            )));
+        };
+        self.send(url, timeout).await
+    }
+
+    async fn send(&self, url: &str, timeout: Duration) -> Result<Vec<u8>, PollError> {
         let mut resp = self
             .http
             .get(url)

@@ -56,6 +56,10 @@ pub struct PatroniSettings {
     /// HTTPS to Patroni's REST API with a private CA and, optionally, a client certificate.
     #[serde(default)]
     pub tls: Option<TlsSettings>,
+    /// The most requests to Patroni in flight at once, all clusters together (default: half
+    /// of the open files the process may have, after a reserve: 448 in Lambda).
+    #[serde(default)]
+    pub max_in_flight: Option<usize>,
 }
 
 fn default_request_timeout() -> Duration {
@@ -75,6 +79,7 @@ impl Default for PatroniSettings {
             poll_deadline: default_poll_deadline(),
             straggler_grace: default_straggler_grace(),
             tls: None,
+            max_in_flight: None,
         }
     }
 }

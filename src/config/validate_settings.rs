@@ -61,6 +61,12 @@ pub(super) fn settings(raw: &RawConfig) -> Checked<()> {
             ),
         );
     }
+    if p.max_in_flight == Some(0) {
+        return invalid(
+            "patroni.max_in_flight",
+            "must be at least 1 (leave it out to fit it to the open-files limit)",
+        );
+    }
     if p.straggler_grace > p.poll_deadline {
         return invalid(
             "patroni.straggler_grace",

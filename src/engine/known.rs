@@ -5,9 +5,8 @@
 //! or updates what it touched.
 
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::adapters::{ChangeAction, RecordChange};
 use crate::domain::aws::{
@@ -36,15 +35,6 @@ pub(super) struct Known {
     /// Target groups a run planned without (unread, their marker trusted): once read, their
     /// clusters should run again.
     awaited: Mutex<std::collections::HashSet<String>>,
-}
-
-/// How far back to date a first read so that first verifications spread evenly over one
-/// cycle instead of all coming due at once: a stable fraction of `cycle` per key.
-pub(super) fn spread(key: &str, cycle: Duration) -> Duration {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    key.hash(&mut h);
-    let fraction = (h.finish() % 10_000) as f64 / 10_000.0;
-    cycle.mul_f64(fraction)
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -229,19 +219,5 @@ mod tests {
         assert!(k.leader_moved("a", Some("n2")), "failover");
         assert!(k.leader_moved("a", None), "primary lost");
         assert!(k.leader_moved("a", Some("n2")), "primary found");
-    }
-
-    #[test]
-    fn first_reads_spread_over_the_cycle() {
-        let cycle = Duration::from_secs(600);
-        let offsets: Vec<Duration> = (0..1000)
-            .map(|i| spread(&format!("tg-{i}"), cycle))
-            .collect();
-        assert!(offsets.iter().all(|o| *o < cycle));
-        let early = offsets.iter().filter(|o| **o < cycle / 2).count();
-        assert!(
-            (400..600).contains(&early),
-            "{early} of 1000 in the first half"
-        );
     }
 }

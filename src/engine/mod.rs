@@ -53,7 +53,7 @@ pub use evidence::Board;
 pub use verify::Verified;
 
 /// How many clusters are worked on at once (each polls all its nodes concurrently).
-const CLUSTER_CONCURRENCY: usize = 16;
+const CLUSTER_CONCURRENCY: usize = 128;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReconcileError {
@@ -348,7 +348,7 @@ impl Router {
         let known = &self.memory.known;
         let at = match known.group(&state.arn) {
             Some(_) => now,
-            None => back(now, known::spread(&state.arn, self.cycles.groups)),
+            None => back(now, crate::clock::phase(&state.arn, self.cycles.groups)),
         };
         known.put_group(state, at);
     }
@@ -358,7 +358,7 @@ impl Router {
         let known = &self.memory.known;
         let at = match known.name(&state.zone_id, name) {
             Some(_) => now,
-            None => back(now, known::spread(name, self.cycles.names)),
+            None => back(now, crate::clock::phase(name, self.cycles.names)),
         };
         known.put_name(name, state, at);
     }

@@ -1,7 +1,8 @@
 //! The pollers of a long-running router (`watch`, `serve`): one task per node, each asking its
 //! node every `interval` (or at once when a webhook kicks its cluster) and keeping the answer on
 //! the [`Board`]. A hung node holds only its own task, for at most one request timeout; the
-//! others keep answering, and every answer can move the decision.
+//! others keep answering, and every answer can move the decision. Nodes are polled in their
+//! own phase of the interval, so many nodes make a steady trickle of requests, not bursts.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -50,6 +51,9 @@ impl Node {
         let node = &cluster.nodes[self.node];
         // The adapter bounds each request; this bounds a node that trickles bytes forever.
         let bound = self.router.config().patroni.request_timeout * 2;
+        // After the first poll (at once), each node keeps its own phase of the interval:
+        // thousands of nodes are asked a few at a time, not all at each tick.
+        let mut phase = Some(crate::clock::phase(&node.api_url, interval));
         loop {
             let started = Instant::now();
             let observe = self.router.ports.patroni.observe(node);
@@ -65,7 +69,7 @@ impl Node {
             };
             self.board
                 .record(&cluster.scope, self.node, observation, Instant::now());
-            let next = tokio::time::Instant::from_std(started + interval);
+            let next = tokio::time::Instant::from_std(started + phase.take().unwrap_or(interval));
             tokio::select! {
                 _ = shutdown.wait_for(|stop| *stop) => return,
                 () = tokio::time::sleep_until(next) => {}

@@ -155,6 +155,7 @@ pub async fn main() -> ExitCode {
         _ => "debug",
     };
     logging::init(cli.log_format, level);
+    crate::files::raise_limit();
     match run(cli.command).await {
         Ok(code) => code,
         Err(e) => {

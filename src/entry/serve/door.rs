@@ -18,9 +18,6 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tracing::{info, warn};
 
-/// Descriptors kept for the reconcile loop (Patroni polls, AWS calls, logs) below the limit.
-pub const RESERVED_FILES: u64 = 256;
-
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     pub max_connections: usize,
@@ -28,12 +25,10 @@ pub struct Limits {
     pub shutdown_grace: Duration,
 }
 
-/// At most `wanted` connections, and never more than the open-files limit leaves after
-/// [`RESERVED_FILES`] (at least 16).
+/// At most `wanted` connections, and never more than the front door's share of the open
+/// files ([`crate::files::share`]: the Patroni polls keep theirs).
 pub fn fit_connections(wanted: usize) -> usize {
-    let soft = rlimit::getrlimit(rlimit::Resource::NOFILE).map_or(1024, |(soft, _)| soft);
-    let room = usize::try_from(soft.saturating_sub(RESERVED_FILES)).unwrap_or(usize::MAX);
-    wanted.min(room).max(16)
+    wanted.min(crate::files::share())
 }
 
 /// Serve `app` on `listener` until `shutdown` completes.
