@@ -16,7 +16,7 @@ endif
 # cargo lambda writes under the cargo target dir, which CARGO_TARGET_DIR moves.
 LAMBDA_ZIP := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)/lambda/patroni-router/bootstrap.zip
 
-.PHONY: help demo test unit fuzz deny bench bench-deps bench-lag fmt venv cluster-deps validate terraform-test build release build-lambda invoke-local sam-build deploy clean
+.PHONY: help demo test unit fuzz deny bench bench-deps bench-lag bench-scale fmt venv cluster-deps validate terraform-test build release build-lambda invoke-local sam-build deploy clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -109,6 +109,13 @@ bench: ## Benchmarks vs the Python/boto3 baseline on moto + the testbed (fake Pa
 	mkdir -p $(BENCH_OUT)
 	BENCH_OUT=$(BENCH_OUT) MOTO_ENABLE_RECORDING=True MOTO_RECORDER_FILEPATH=$(BENCH_OUT)/moto_recording \
 	  scripts/with-moto.sh $(PY) bench/run.py
+
+bench-scale: ## serve over 1,000 and 10,000 testbed clusters on moto: AWS calls per API, CPU, failover lag (writes target/bench/scale.json; ~30 min)
+	@test -x $(PY) || { echo "make bench-scale: $(PY) missing: run 'make bench-deps' (or 'make venv') first" >&2; exit 1; }
+	cargo build --release --bin patroni-router --example testbed
+	mkdir -p $(BENCH_OUT)
+	BENCH_OUT=$(BENCH_OUT) MOTO_ENABLE_RECORDING=True MOTO_RECORDER_FILEPATH=$(BENCH_OUT)/moto_scale_recording \
+	  scripts/with-moto.sh $(PY) bench/scale.py
 
 bench-lag: venv cluster-deps build ## Routing lag on the real local cluster, webhook vs watch (writes target/bench/lag.json)
 	cargo build --example testbed

@@ -1,7 +1,6 @@
 //! Assemble the report: change lines from the plans (which carry their node and endpoint),
 //! what each node answered and where routing pointed at it, and the decision's log line.
 
-use tracing::info;
 
 use super::prepare::Prepared;
 use crate::clock::millis_since;
@@ -259,20 +258,37 @@ fn evidence(o: &NodeObservation) -> String {
 }
 
 /// One structured line per decision with the evidence, so an operator can replay it.
+/// The decision with its evidence: info when it moved or confirms no primary, else debug
+/// (thousands of clusters in steady state are not news).
 pub(super) fn log_decision(
     cluster: &ClusterConfig,
     d: &Decision,
     observations: &[NodeObservation],
+    moved: bool,
 ) {
+    let quiet = !moved && d.primary().is_some();
+    if quiet && !tracing::enabled!(tracing::Level::DEBUG) {
+        return;
+    }
     let evidence: Vec<String> = observations.iter().map(evidence).collect();
-    info!(
-        scope = %cluster.scope,
-        decision = %d.kind(),
-        primary = d.primary().unwrap_or(""),
-        reason = %d.reason,
-        stale_primaries = ?d.stale_primaries,
-        following_replicas = ?d.replicas.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(),
-        evidence = ?evidence,
-        "decision"
-    );
+    let replicas: Vec<&str> = d.replicas.iter().map(|r| r.name.as_str()).collect();
+    macro_rules! log {
+        ($level:ident) => {
+            tracing::$level!(
+                scope = %cluster.scope,
+                decision = %d.kind(),
+                primary = d.primary().unwrap_or(""),
+                reason = %d.reason,
+                stale_primaries = ?d.stale_primaries,
+                following_replicas = ?replicas,
+                evidence = ?evidence,
+                "decision"
+            )
+        };
+    }
+    if quiet {
+        log!(debug);
+    } else {
+        log!(info);
+    }
 }

@@ -298,7 +298,11 @@ impl Router {
             decided_ms: millis_since(started),
             decided_at_ms: self.unix_ms(),
         };
-        assemble::log_decision(cluster, &decision, &observations);
+        let moved = self
+            .memory
+            .known
+            .leader_moved(&cluster.scope, decision.primary());
+        assemble::log_decision(cluster, &decision, &observations, moved);
         let database = self.remember_database(&cluster.scope, decision.database.as_deref());
         let ctx = mark::Context {
             database: database.as_deref(),
@@ -306,10 +310,6 @@ impl Router {
             at_ms: self.unix_ms(),
             tags: &shared.tags,
         };
-        let moved = self
-            .memory
-            .known
-            .leader_moved(&cluster.scope, decision.primary());
         let mut priority = if moved {
             Priority::Urgent
         } else {

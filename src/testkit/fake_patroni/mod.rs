@@ -233,6 +233,29 @@ pub fn patroni_json(scope: &str, name: &str, role: &str, state: &str, timeline: 
 }
 
 /// `GET /cluster`: `leader` leads (if any), everyone else streams with `lag` bytes.
+/// Patroni's `/history` when `leader` was promoted to `timeline` just now: one row per earlier
+/// timeline, the last one stamped now.
+pub fn history_json(leader: &str, timeline: u64) -> String {
+    let t = time::OffsetDateTime::now_utc();
+    let now = format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}+00:00",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.millisecond()
+    );
+    let rows: Vec<Value> = (1..timeline)
+        .map(|tl| match tl + 1 == timeline {
+            true => json!([tl, tl * 1000, "no recovery target specified", now, leader]),
+            false => json!([tl, tl * 1000, "no recovery target specified"]),
+        })
+        .collect();
+    Value::Array(rows).to_string()
+}
+
 pub fn cluster_json(scope: &str, leader: Option<&str>, members: &[&str], timeline: u64) -> String {
     let members: Vec<Value> = members
         .iter()
@@ -306,6 +329,7 @@ impl FakeCluster {
     pub fn set_leader(&self, leader: &str, timeline: u64) {
         let names = self.names();
         let view = cluster_json(&self.scope, Some(leader), &names, timeline);
+        let history = history_json(leader, timeline);
         for n in &self.nodes {
             let role = if n.name == leader {
                 "primary"
@@ -320,6 +344,7 @@ impl FakeCluster {
                 ),
             );
             n.set("/cluster", Reply::Json(200, view.clone()));
+            n.set("/history", Reply::Json(200, history.clone()));
         }
     }
 
