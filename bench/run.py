@@ -187,6 +187,7 @@ def main():
                 steady = warm(impl, cfg, 3)
                 reads, writes = calls()
                 figures[f"scale_{n}_steady_ms.{impl}"] = stats(steady["durations_ms"])
+                figures[f"scale_{n}_steady_cpu_ms.{impl}"] = stats(steady["cpu_ms"])
                 figures[f"scale_{n}_steady_calls.{impl}"] = {"reads": reads // 3, "writes": writes // 3}
                 moto_api("reset-recording")
                 flip = warm(impl, cfg, 3, flip=control)
@@ -194,6 +195,7 @@ def main():
                 figures[f"scale_{n}_failover_ms.{impl}"] = stats(flip["durations_ms"])
                 figures[f"scale_{n}_failover_calls.{impl}"] = {"reads": reads // 3, "writes": writes // 3}
                 print(f"{n} clusters, {impl}: steady {figures[f'scale_{n}_steady_ms.{impl}']} ms "
+                      f"(CPU {figures[f'scale_{n}_steady_cpu_ms.{impl}']} ms) "
                       f"{figures[f'scale_{n}_steady_calls.{impl}']}, failover {figures[f'scale_{n}_failover_ms.{impl}']} ms "
                       f"{figures[f'scale_{n}_failover_calls.{impl}']}", flush=True)
     finally:

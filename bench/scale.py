@@ -251,7 +251,7 @@ def one_scale(n):
               f"left to verification): {cold_calls}", flush=True)
         recorder("reset-recording")
         m0, cpu0, t0 = metrics(url), cpu_seconds(serve.pid), time.monotonic()
-        samples, lags, own_polls = [(0.0, {})], {"webhook": [], "none": []}, 0
+        samples, lags, own_polls = [(0.0, router_calls(m0))], {"webhook": [], "none": []}, 0
         injections = [(WINDOW * (k + 1) / (2 * INJECT + 1), k % 2 == 0) for k in range(2 * INJECT)]
         byscope = {c["scope"]: c for c in config["clusters"]}
         scopes = sorted(byscope)

@@ -134,17 +134,18 @@ def main():
         reconcile_all(config, session, elb, r53)  # untimed warm-up, as bench_reconcile does
         moto = os.environ["AWS_ENDPOINT_URL"]
         urllib.request.urlopen(urllib.request.Request(f"{moto}/moto-api/recorder/reset-recording", method="POST"))
-    durations, writes = [], []
+    durations, writes, cpu = [], [], []
     for i in range(args.repeat):
         if args.flip:
             leader = ["pg2", "pg3", "pg1"][i % 3]
             for c in config["clusters"]:
                 requests.post(f"{args.flip}/clusters/{c['scope']}/leader/{leader}", timeout=5).raise_for_status()
-        started = time.monotonic()
+        started, cpu0 = time.monotonic(), time.process_time()
         summary = reconcile_all(config, session, elb, r53)
         durations.append((time.monotonic() - started) * 1000)
+        cpu.append((time.process_time() - cpu0) * 1000)
         writes.append(summary["writes"])
-    print(json.dumps({"durations_ms": durations, "writes": writes, **summary}))
+    print(json.dumps({"durations_ms": durations, "cpu_ms": cpu, "writes": writes, **summary}))
     return 0
 
 

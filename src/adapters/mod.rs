@@ -9,6 +9,7 @@
 //!   injected failures, for the engine's unit tests.
 
 pub mod budget;
+pub mod config_s3;
 pub mod elb_batch;
 pub mod elb_sdk;
 #[cfg(any(test, feature = "testkit"))]

@@ -70,6 +70,27 @@ fn short(chain: &str) -> String {
     s
 }
 
+/// The SDK's config loader: the standard credential and region chain, retries and timeouts
+/// from `settings`, `settings.endpoint_url` if set.
+fn loader(settings: &AwsSettings) -> aws_config::ConfigLoader {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        // Standard retry mode backs off with jitter on Throttling, PriorRequestNotComplete, 5xx.
+        .retry_config(RetryConfig::standard().with_max_attempts(settings.max_attempts))
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(3).min(settings.attempt_timeout))
+                .operation_attempt_timeout(settings.attempt_timeout)
+                .operation_timeout(
+                    settings.attempt_timeout * settings.max_attempts + Duration::from_secs(5),
+                )
+                .build(),
+        );
+    if let Some(url) = &settings.endpoint_url {
+        loader = loader.endpoint_url(url);
+    }
+    loader
+}
+
 /// The SDK clients, built once per process (Lambda: once per cold start), and the process's
 /// AWS budget, which every request of both waits for.
 #[derive(Clone)]
@@ -80,25 +101,22 @@ pub struct AwsClients {
 }
 
 impl AwsClients {
+    /// An S3 client (the Lambda's config source), with the same settings.
+    pub async fn s3(settings: &AwsSettings) -> aws_sdk_s3::Client {
+        let shared = loader(settings).load().await;
+        // Path-style addressing works with every endpoint (AWS and emulators alike).
+        let conf = aws_sdk_s3::config::Builder::from(&shared)
+            .force_path_style(
+                settings.endpoint_url.is_some() || std::env::var_os("AWS_ENDPOINT_URL").is_some(),
+            )
+            .build();
+        aws_sdk_s3::Client::from_conf(conf)
+    }
+
     /// Standard credential and region chain; `settings.endpoint_url`, else `AWS_ENDPOINT_URL`
     /// (e.g. moto), else the public endpoints.
     pub async fn new(settings: &AwsSettings) -> AwsClients {
-        let mut loader = aws_config::defaults(BehaviorVersion::latest())
-            // Standard retry mode backs off with jitter on Throttling, PriorRequestNotComplete, 5xx.
-            .retry_config(RetryConfig::standard().with_max_attempts(settings.max_attempts))
-            .timeout_config(
-                TimeoutConfig::builder()
-                    .connect_timeout(Duration::from_secs(3).min(settings.attempt_timeout))
-                    .operation_attempt_timeout(settings.attempt_timeout)
-                    .operation_timeout(
-                        settings.attempt_timeout * settings.max_attempts + Duration::from_secs(5),
-                    )
-                    .build(),
-            );
-        if let Some(url) = &settings.endpoint_url {
-            loader = loader.endpoint_url(url);
-        }
-        let shared = loader.load().await;
+        let shared = loader(settings).load().await;
         AwsClients {
             elb: aws_sdk_elasticloadbalancingv2::Client::new(&shared),
             route53: aws_sdk_route53::Client::new(&shared),

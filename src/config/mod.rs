@@ -21,6 +21,8 @@ pub use settings::{
 /// Where the configuration is looked up in the environment (used by the Lambda).
 pub const ENV_CONFIG: &str = "ROUTER_CONFIG";
 pub const ENV_CONFIG_FILE: &str = "ROUTER_CONFIG_FILE";
+/// The Lambda only: the config as an S3 object, `s3://bucket/key`.
+pub const ENV_CONFIG_S3: &str = "ROUTER_CONFIG_S3";
 
 /// The largest TTL we accept: the TTL bounds how long clients keep resolving the old
 /// primary after a failover, so anything longer is almost surely a typo.
@@ -37,7 +39,7 @@ pub enum ConfigError {
         message: String,
     },
     #[error(
-        "no configuration: pass --config FILE, or set {ENV_CONFIG} (inline JSON) or {ENV_CONFIG_FILE} (a path)"
+        "no configuration: pass --config FILE, or set {ENV_CONFIG} (inline JSON) or {ENV_CONFIG_FILE} (a path); the Lambda also reads {ENV_CONFIG_S3} (s3://bucket/key)"
     )]
     Missing,
 }

@@ -154,6 +154,11 @@ pub fn process_metrics(calls: u64, throttled: u64, oldest_s: u64, unread: u64) -
     ]
 }
 
+/// A config version refused (the Lambda's config in S3): the previous one keeps routing.
+pub fn config_metrics(rejected: u64) -> Vec<Metric> {
+    vec![m("ConfigRejected", "Count", rejected)]
+}
+
 /// The namespace from the environment, or the default.
 pub fn namespace_from_env() -> String {
     std::env::var(ENV_NAMESPACE)

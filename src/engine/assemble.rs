@@ -1,7 +1,6 @@
 //! Assemble the report: change lines from the plans (which carry their node and endpoint),
 //! what each node answered and where routing pointed at it, and the decision's log line.
 
-
 use super::prepare::Prepared;
 use crate::clock::millis_since;
 use crate::config::ClusterConfig;

@@ -83,8 +83,9 @@ pub enum Reads {
 }
 
 /// What the engine remembers between runs of one process (one warm Lambda).
-#[derive(Default)]
 struct Memory {
+    /// When the process (its router) started.
+    started: Instant,
     /// What AWS held, as last read or written (change-driven reads plan from it).
     known: known::Known,
     /// A target group's type never changes: read once.
@@ -100,6 +101,20 @@ struct Memory {
     /// Held while reading what a cold start never read (tags, whole zones), so that the
     /// first runs of many clusters at once make one read, not one each.
     cold: tokio::sync::Mutex<()>,
+}
+
+impl Memory {
+    fn new(started: Instant) -> Memory {
+        Memory {
+            started,
+            known: known::Known::default(),
+            target_types: Mutex::default(),
+            settings_checked: Mutex::default(),
+            tags: Mutex::default(),
+            databases: Mutex::default(),
+            cold: tokio::sync::Mutex::default(),
+        }
+    }
 }
 
 pub struct Router {
@@ -138,12 +153,13 @@ impl Router {
 
     pub fn with_ports(config: Config, ports: Ports) -> Router {
         let cycles = verify::Cycles::of(&config.clusters, &config.aws);
+        let started = ports.clock.now();
         Router {
             cycles,
             budget: None,
             config,
             ports,
-            memory: Memory::default(),
+            memory: Memory::new(started),
             board: None,
             reads: Reads::Always,
         }

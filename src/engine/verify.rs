@@ -19,6 +19,7 @@ use super::observe::{TagReads, dns_state, remember_tags};
 use super::{Router, settings};
 use crate::adapters::budget::{Priority, with_priority};
 use crate::adapters::elb_batch;
+use crate::clock::phase;
 use crate::config::{ClusterConfig, TargetGroupConfig};
 use crate::domain::aws::{RecordSet, TargetGroupState};
 use crate::domain::report::{ChangeReport, ClusterError, DriftReport, Mode};
@@ -303,21 +304,23 @@ impl Router {
     }
 
     /// A group's settings are checked at most every `settings_check_interval`, and at most
-    /// every fourth cycle.
+    /// every fourth cycle; first checks spread over that period from the process's start.
     fn settings_due(&self, arn: &str) -> bool {
         let every = self
             .config
             .aws
             .settings_check_interval
             .max(self.cycles.groups * 4);
+        let now = self.ports.clock.now();
         let checked = self
             .memory
             .settings_checked
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        checked
-            .get(arn)
-            .is_none_or(|t| self.ports.clock.now().saturating_duration_since(*t) >= every)
+        match checked.get(arn) {
+            Some(t) => now.saturating_duration_since(*t) >= every,
+            None => now.saturating_duration_since(self.memory.started) >= phase(arn, every),
+        }
     }
 
     /// Read due names: a zone holding several configured names whole (once for all of them),

@@ -1,5 +1,8 @@
 //! The Lambda entry point: classify the event, run the one reconcile path, answer with the
-//! report. Config and clients are built once per cold start and reused across invocations.
+//! report. Config and clients are built once per cold start and reused across invocations;
+//! a config in S3 is looked at again on warm invocations ([`reload`]).
+
+mod reload;
 
 use std::io::Write as _;
 use std::sync::Arc;
@@ -10,8 +13,6 @@ use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::{Value, json};
 use tracing::{error, info, warn};
 
-use crate::adapters::sdk::AwsClients;
-use crate::config::Config;
 use crate::domain::report::Mode;
 use crate::engine::Router;
 use crate::entry::logging::{self, LogFormat};
@@ -138,7 +139,7 @@ pub fn http_response(status: u16, body: &Value) -> Value {
 
 /// The router and what a webhook needs, built once per cold start.
 pub struct App {
-    pub router: Router,
+    pub routers: reload::Routers,
     pub verifier: Verifier,
     /// AWS calls and throttles counted at the last scheduled run.
     pub counted: std::sync::Mutex<(u64, u64)>,
@@ -147,12 +148,12 @@ pub struct App {
 /// A webhook: verify (401/400/413/415 with no Patroni or AWS call), then wait for Patroni to
 /// confirm a primary and reconcile that one cluster; answer with the report.
 pub async fn handle_webhook(app: &App, req: &webhook::Request) -> Value {
-    let n = match webhook::admit(&app.verifier, app.router.config(), req) {
+    let router = app.routers.current();
+    let n = match webhook::admit(&app.verifier, router.config(), req) {
         Ok(n) => n,
         Err(rejection) => return http_response(rejection.status(), &rejection.body()),
     };
-    match app
-        .router
+    match router
         .run_after_callback(&n.scope, n.claimed_leader())
         .await
     {
@@ -181,8 +182,8 @@ fn emit_metrics(report: &crate::domain::report::Report) {
 }
 
 /// AWS calls since the last scheduled run and verification's backlog, as one EMF line.
-fn emit_process_metrics(app: &App, v: &crate::engine::Verified) {
-    let Some(budget) = app.router.budget() else {
+fn emit_process_metrics(app: &App, router: &Router, v: &crate::engine::Verified) {
+    let Some(budget) = router.budget() else {
         return;
     };
     let now: (u64, u64) = budget
@@ -239,14 +240,16 @@ pub async fn handle(
         Event::Direct { mode, scope } => (mode, scope, false),
         Event::Http(req) => return Ok(handle_webhook(app, &req).await),
     };
-    let report = app.router.run(mode, scope.as_deref()).await?;
+    app.routers.refresh().await;
+    let router = app.routers.current();
+    let report = router.run(mode, scope.as_deref()).await?;
     log_outcome(&report);
     let mut out = serde_json::to_value(&report).unwrap_or_else(|e| json!({"error": e.to_string()}));
     if verify {
         // The schedule's run leaves its remaining time to verifying what it remembers.
-        let verified = app.router.verify(until).await;
+        let verified = router.verify(until).await;
         info!(verified = ?verified, "verified");
-        emit_process_metrics(app, &verified);
+        emit_process_metrics(app, &router, &verified);
         if let Some(o) = out.as_object_mut() {
             o.insert(
                 "verified".into(),
@@ -265,16 +268,19 @@ fn left(deadline_ms: u64) -> Duration {
 /// Start the Lambda runtime loop. Fails the init phase, with the reason, on a bad config.
 pub async fn run() -> Result<(), lambda_runtime::Error> {
     logging::init(LogFormat::Json, "info");
-    let config = Config::from_env().inspect_err(|e| error!(error = %e, "bad configuration"))?;
+    let routers = reload::Routers::from_env().await.inspect_err(
+        |e| error!(error = %crate::error_chain::one_line(e.as_ref()), "bad configuration"),
+    )?;
     let auth = Auth::from_env().inspect_err(|e| error!(error = %e, "bad webhook auth"))?;
     if matches!(auth, Auth::Disabled) {
         warn!("no webhook auth configured: webhook requests will get 401");
     }
-    let verifier = Verifier::new(auth, config.webhook.max_clock_skew);
-    let aws = AwsClients::new(&config.aws).await;
+    // The replay window of the config read at start (a new config version changes routing,
+    // not the webhook's window).
+    let skew = routers.current().config().webhook.max_clock_skew;
     let app = Arc::new(App {
-        router: Router::new(config, aws)?.with_change_driven_reads(),
-        verifier,
+        routers,
+        verifier: Verifier::new(auth, skew),
         counted: std::sync::Mutex::new((0, 0)),
     });
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
