@@ -291,12 +291,24 @@ async fn every_sample_event_through_the_lambda_runtime() {
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not EMF ({e}): {l}")))
         .collect();
     assert!(!emf.is_empty(), "no EMF line on stdout");
-    for d in &emf {
+    // Per cluster (dimension Cluster), and after a scheduled run one for the process: its AWS
+    // calls and how far behind verification is (no dimension).
+    let (process, emf): (Vec<Value>, Vec<Value>) =
+        emf.into_iter().partition(|d| d.get("AwsCalls").is_some());
+    for d in emf.iter().chain(&process) {
         assert_eq!(
             d["_aws"]["CloudWatchMetrics"][0]["Namespace"], "PatroniRouter",
             "{d}"
         );
+    }
+    for d in &emf {
         assert_eq!(d["Cluster"], "pgha", "{d}");
+    }
+    assert!(!process.is_empty(), "the scheduled run's process metrics");
+    for d in &process {
+        assert_eq!(d["_aws"]["CloudWatchMetrics"][0]["Dimensions"], json!([[]]), "{d}");
+        assert_eq!(d["AwsThrottled"], 0, "{d}");
+        assert!(d["AwsCalls"].as_u64().is_some() && d["VerifyUnread"].as_u64().is_some(), "{d}");
     }
     let moved: Vec<&Value> = emf.iter().filter(|d| d["PrimaryChanges"] == 1).collect();
     assert!(

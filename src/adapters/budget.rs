@@ -70,11 +70,12 @@ struct Limiters {
     verify: DefaultDirectRateLimiter,
 }
 
-/// `fraction` of `bucket`, as a quota (at least one token per minute, a burst of one).
-fn quota(bucket: Bucket, fraction: f64) -> Quota {
+/// `fraction` of `bucket`, as a quota (at least one token per minute, a burst of at least
+/// `min_burst`).
+fn quota(bucket: Bucket, fraction: f64, min_burst: f64) -> Quota {
     let rate = (bucket.per_second * fraction).max(1.0 / 60.0);
     let period = Duration::from_secs_f64(1.0 / rate);
-    let burst = (f64::from(bucket.burst) * fraction).floor().max(1.0);
+    let burst = (f64::from(bucket.burst) * fraction).floor().max(min_burst);
     let burst = NonZeroU32::new(burst as u32).unwrap_or(NonZeroU32::MIN);
     Quota::with_period(period)
         .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
@@ -83,10 +84,12 @@ fn quota(bucket: Bucket, fraction: f64) -> Quota {
 
 impl Limiters {
     fn new(bucket: Bucket, share: f64) -> Limiters {
+        // Two at once at least for the whole share: a failover's record change finds a token
+        // even just after a verification took one.
         Limiters {
-            all: RateLimiter::direct(quota(bucket, share)),
-            normal: RateLimiter::direct(quota(bucket, share * 0.8)),
-            verify: RateLimiter::direct(quota(bucket, share * 0.5)),
+            all: RateLimiter::direct(quota(bucket, share, 2.0)),
+            normal: RateLimiter::direct(quota(bucket, share * 0.8, 1.0)),
+            verify: RateLimiter::direct(quota(bucket, share * 0.5, 1.0)),
         }
     }
 
@@ -221,23 +224,27 @@ mod tests {
 
     #[test]
     fn the_share_scales_the_bucket() {
-        let q = quota(
-            Bucket {
-                burst: 40,
-                per_second: 10.0,
-            },
-            0.2,
-        );
+        let elb = Bucket {
+            burst: 40,
+            per_second: 10.0,
+        };
+        let q = quota(elb, 0.2, 1.0);
         assert_eq!(q.burst_size().get(), 8);
         assert_eq!(q.replenish_interval(), Duration::from_millis(500));
-        let tiny = quota(
-            Bucket {
-                burst: 5,
-                per_second: 5.0,
-            },
-            0.1,
+        let r53 = Bucket {
+            burst: 5,
+            per_second: 5.0,
+        };
+        assert_eq!(
+            quota(r53, 0.1, 1.0).burst_size().get(),
+            1,
+            "never less than one token"
         );
-        assert_eq!(tiny.burst_size().get(), 1, "never less than one token");
+        assert_eq!(
+            quota(r53, 0.2, 2.0).burst_size().get(),
+            2,
+            "the whole share holds two"
+        );
     }
 
     #[tokio::test]

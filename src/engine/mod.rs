@@ -75,10 +75,10 @@ pub struct Ports {
 pub enum Reads {
     /// Every run reads what it plans from (one-shot commands: `plan`, `reconcile`, `status`).
     Always,
-    /// A run plans from what this process remembers of AWS and reads only when that plan
-    /// would change something, the decision moved, or it remembers nothing it can plan
-    /// from; [`Router::verify`] refreshes the memory on a rotating schedule within the
-    /// budget (`watch`, `serve`, the Lambda).
+    /// A run plans from what this process remembers of AWS — a failover too: its writes
+    /// re-check what they must — and reads only what it remembers nothing it can plan from;
+    /// [`Router::verify`] refreshes the memory on a rotating schedule within the budget
+    /// (`watch`, `serve`, the Lambda).
     ChangeDriven,
 }
 
@@ -259,7 +259,7 @@ impl Router {
             .collect()
             .await;
         if mode == Mode::Reconcile {
-            records::apply(self, &mut prepared).await;
+            with_priority(Priority::Urgent, records::apply(self, &mut prepared)).await;
             lag::measure(self, &mut prepared).await;
         }
         let mut clusters: Vec<_> = prepared.into_iter().map(assemble::finish).collect();
@@ -290,7 +290,12 @@ impl Router {
             .prepare(cluster, mode, started, observations, shared)
             .await;
         if mode == Mode::Reconcile {
-            targets::apply(self, &mut p).await;
+            // A failover's writes (and the checks around them) go first in the budget.
+            let priority = match p.wants_writes() {
+                true => Priority::Urgent,
+                false => Priority::Normal,
+            };
+            with_priority(priority, targets::apply(self, &mut p)).await;
         } else {
             p.plan_only();
         }
@@ -326,29 +331,21 @@ impl Router {
             at_ms: self.unix_ms(),
             tags: &shared.tags,
         };
-        let mut priority = if moved {
-            Priority::Urgent
-        } else {
-            Priority::Normal
-        };
-        if self.change_driven(mode) && !moved {
+        // Change-driven: plan from what is remembered — also a failover's: registering and
+        // UPSERTs are idempotent, the writes re-check the fence and ownership first, the
+        // deregistration re-reads the targets and the record batch carries the marker as a
+        // compare-and-set, so a stale memory fails safe and is read at the next run.
+        if self.change_driven(mode) {
             let owner = Owner::of(ctx.owner_id, &cluster.scope, ctx.database);
             let view = observe::remembered(self, cluster, &decision, owner.as_ref(), shared).await;
             if let Some(view) = view {
-                let p = prepare::prepare(
-                    cluster,
-                    timing.clone(),
-                    &observations,
-                    decision.clone(),
-                    view,
-                    &ctx,
-                );
-                if !p.wants_writes() {
-                    return p;
-                }
-                priority = Priority::Urgent;
+                return prepare::prepare(cluster, timing, &observations, decision, view, &ctx);
             }
         }
+        let priority = match moved {
+            true => Priority::Urgent,
+            false => Priority::Normal,
+        };
         let aws = with_priority(priority, observe::read_cluster(self, cluster, shared)).await;
         prepare::prepare(cluster, timing, &observations, decision, aws, &ctx)
     }

@@ -52,6 +52,12 @@ async fn steady_state_reads_nothing_and_a_failover_reads_then_writes_in_its_own_
     }
     assert_eq!(reads(&w, ""), before, "steady state: no AWS reads at all");
     let b_before = reads(&w, &tg_arn("b")).1;
+    let calls = |op: &str| w.aws.calls(op);
+    let before = [
+        calls("DescribeTags"),
+        calls("DescribeTargetHealth"),
+        calls("ListResourceRecordSets"),
+    ];
     w.fake(0).set_leader("a-pg2", 2);
     let r = w.reconcile().await;
     assert!(r.ok, "{}", r.to_text());
@@ -60,12 +66,50 @@ async fn steady_state_reads_nothing_and_a_failover_reads_then_writes_in_its_own_
         vec!["i-12:5432"],
         "routed in the run that saw it"
     );
+    assert!(r.clusters[0].aws_age_ms.is_some(), "planned from memory");
+    let made = [
+        calls("DescribeTags") - before[0],
+        calls("DescribeTargetHealth") - before[1],
+        calls("ListResourceRecordSets") - before[2],
+    ];
     assert_eq!(w.record("a").await, vec!["10.0.1.12"]);
     assert_eq!(
-        r.clusters[0].aws_age_ms, None,
-        "the failover read AWS first"
+        made,
+        [2, 1, 0],
+        "only the fence's checks before and after registering, and the deregistration's re-read"
     );
     assert_eq!(reads(&w, &tg_arn("b")).1, b_before, "b was not read");
+}
+
+#[tokio::test]
+async fn a_failover_planned_from_a_stale_memory_fails_safe_and_the_next_run_reads() {
+    let w = steady().await;
+    // Another router rewrote a's marker meanwhile: the remembered one is stale.
+    let name = record_name("a");
+    let marker: Vec<_> = w
+        .aws
+        .records(ZONE)
+        .into_iter()
+        .filter(|r| r.name == name && r.rtype.as_str() == "TXT")
+        .collect();
+    assert_eq!(marker.len(), 1, "{marker:?}");
+    let rewritten = marker[0].values[0].replace("at=", "at=9");
+    w.aws.put_record(ZONE, record_set(&name, "TXT", &rewritten));
+    w.fake(0).set_leader("a-pg2", 2);
+    let r = w.reconcile().await;
+    assert!(!r.ok, "the compare-and-set failed: {}", r.to_text());
+    assert_eq!(
+        w.record("a").await,
+        vec!["10.0.1.11"],
+        "nothing of the batch applied"
+    );
+    let r = w.reconcile().await;
+    assert!(r.ok, "{}", r.to_text());
+    assert_eq!(
+        w.record("a").await,
+        vec!["10.0.1.12"],
+        "read again, then routed"
+    );
 }
 
 #[tokio::test]

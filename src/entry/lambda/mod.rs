@@ -2,7 +2,7 @@
 //! report. Config and clients are built once per cold start and reused across invocations;
 //! a config in S3 is looked at again on warm invocations ([`reload`]).
 
-mod reload;
+pub mod reload;
 
 use std::io::Write as _;
 use std::sync::Arc;

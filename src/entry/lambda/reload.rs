@@ -22,6 +22,26 @@ const CHECK_EVERY: Duration = Duration::from_secs(30);
 pub struct Routers {
     current: RwLock<Arc<Router>>,
     source: Option<Source>,
+    check_every: Duration,
+}
+
+/// What a [`Routers::refresh`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refreshed {
+    /// Not S3, or not time yet.
+    NotChecked,
+    Unchanged,
+    /// A new version is in use.
+    Updated {
+        version: String,
+    },
+    /// A new version was refused; the current config keeps routing.
+    Rejected {
+        version: String,
+        reason: String,
+    },
+    /// S3 could not be read; the current config keeps routing.
+    Failed(String),
 }
 
 struct Source {
@@ -44,9 +64,15 @@ impl Routers {
             return Ok(Routers {
                 current: RwLock::new(Arc::new(router(config, aws)?)),
                 source: None,
+                check_every: CHECK_EVERY,
             });
         };
-        let at = S3Location::parse(&uri)?;
+        Routers::from_s3(&uri).await
+    }
+
+    /// The config from the S3 object at `uri` (`s3://bucket/key`).
+    pub async fn from_s3(uri: &str) -> anyhow::Result<Routers> {
+        let at = S3Location::parse(uri)?;
         let s3 = AwsClients::s3(&AwsSettings::default()).await;
         let Fetched::Changed { text, etag, .. } = config_s3::fetch(&s3, &at, None).await? else {
             anyhow::bail!("{at}: S3 answered 'not modified' to an unconditional read");
@@ -60,7 +86,14 @@ impl Routers {
                 at,
                 seen: Mutex::new((etag, Instant::now())),
             }),
+            check_every: CHECK_EVERY,
         })
+    }
+
+    /// Look for new versions this often instead (tests).
+    pub fn checking_every(mut self, every: Duration) -> Routers {
+        self.check_every = every;
+        self
     }
 
     pub fn current(&self) -> Arc<Router> {
@@ -69,19 +102,21 @@ impl Routers {
 
     /// Look for a new config version if it is time; switch to it when it is valid. A failed
     /// read or a bad version keeps the current router.
-    pub async fn refresh(&self) {
-        let Some(src) = &self.source else { return };
+    pub async fn refresh(&self) -> Refreshed {
+        let Some(src) = &self.source else {
+            return Refreshed::NotChecked;
+        };
         let etag = {
             let mut seen = src.seen.lock().unwrap_or_else(|p| p.into_inner());
-            if seen.1.elapsed() < CHECK_EVERY {
-                return;
+            if seen.1.elapsed() < self.check_every {
+                return Refreshed::NotChecked;
             }
             seen.1 = Instant::now();
             seen.0.clone()
         };
         let (text, etag, version) = match config_s3::fetch(&src.s3, &src.at, etag.as_deref()).await
         {
-            Ok(Fetched::Unchanged) => return,
+            Ok(Fetched::Unchanged) => return Refreshed::Unchanged,
             Ok(Fetched::Changed {
                 text,
                 etag,
@@ -89,25 +124,41 @@ impl Routers {
             }) => (text, etag, version),
             Err(e) => {
                 error!(error = %e, "config check failed: the current config keeps routing");
-                return;
+                return Refreshed::Failed(e.to_string());
             }
         };
         let version = version.or(etag.clone()).unwrap_or_else(|| "?".into());
-        match Config::from_json(&text, &format!("{} (version {version})", src.at)) {
-            Ok(config) => {
-                let aws = AwsClients::new(&config.aws).await;
-                match router(config, aws) {
-                    Ok(r) => {
-                        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(r);
-                        info!(config = %src.at, version, "new config version in use");
-                    }
-                    Err(e) => rejected(&src.at, &version, &e.to_string()),
-                }
-            }
-            Err(e) => rejected(&src.at, &version, &e.to_string()),
-        }
+        let outcome = self.switch(&src.at, &text, &version).await;
         // A rejected version is not read again until it changes.
         src.seen.lock().unwrap_or_else(|p| p.into_inner()).0 = etag;
+        outcome
+    }
+
+    /// Validate `text` and use it, or refuse it.
+    async fn switch(&self, at: &S3Location, text: &str, version: &str) -> Refreshed {
+        let built = match Config::from_json(text, &format!("{at} (version {version})")) {
+            Ok(config) => {
+                let aws = AwsClients::new(&config.aws).await;
+                router(config, aws).map_err(|e| e.to_string())
+            }
+            Err(e) => Err(e.to_string()),
+        };
+        match built {
+            Ok(r) => {
+                *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(r);
+                info!(config = %at, version, "new config version in use");
+                Refreshed::Updated {
+                    version: version.to_string(),
+                }
+            }
+            Err(reason) => {
+                rejected(at, version, &reason);
+                Refreshed::Rejected {
+                    version: version.to_string(),
+                    reason,
+                }
+            }
+        }
     }
 }
 
