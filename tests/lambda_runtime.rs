@@ -306,9 +306,16 @@ async fn every_sample_event_through_the_lambda_runtime() {
     }
     assert!(!process.is_empty(), "the scheduled run's process metrics");
     for d in &process {
-        assert_eq!(d["_aws"]["CloudWatchMetrics"][0]["Dimensions"], json!([[]]), "{d}");
+        assert_eq!(
+            d["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+            json!([[]]),
+            "{d}"
+        );
         assert_eq!(d["AwsThrottled"], 0, "{d}");
-        assert!(d["AwsCalls"].as_u64().is_some() && d["VerifyUnread"].as_u64().is_some(), "{d}");
+        assert!(
+            d["AwsCalls"].as_u64().is_some() && d["VerifyUnread"].as_u64().is_some(),
+            "{d}"
+        );
     }
     let moved: Vec<&Value> = emf.iter().filter(|d| d["PrimaryChanges"] == 1).collect();
     assert!(

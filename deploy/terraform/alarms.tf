@@ -16,6 +16,14 @@ locals {
       metric      = "FenceRefused", statistic = "Sum", periods = 1, operator = "GreaterThanOrEqualToThreshold", threshold = 1
       description = "A decision would have routed a cluster back to an older timeline than its fence (a stale view, a thawed old primary, or a cluster initialised anew) and nothing was changed. Read the report's \"fence:\" error."
     }
+    config-rejected = {
+      metric      = "ConfigRejected", statistic = "Sum", periods = 1, operator = "GreaterThanOrEqualToThreshold", threshold = 1
+      description = "A new version of the config object (config_s3_uri) was refused (invalid); the previous config keeps routing. The function's log names the field and the fix."
+    }
+    aws-throttled = {
+      metric      = "AwsThrottled", statistic = "Sum", periods = 1, operator = "GreaterThanOrEqualToThreshold", threshold = 1
+      description = "AWS throttled the router's calls after the SDK's retries: the account's API budget is spent by others too. Lower aws.budget.share's neighbours or raise it knowingly; the report names the calls."
+    }
     ownership-conflict = {
       metric      = "OwnershipConflicts", statistic = "Sum", periods = 1, operator = "GreaterThanOrEqualToThreshold", threshold = 1
       description = "A record or target group in the config is marked by another owner (another deployment or database) and was not changed. Read the report's \"ownership conflict:\" error."

@@ -6,7 +6,7 @@ locals {
   s3_config    = var.config_s3_uri != ""
   # Both functions: the config (inline or in S3) and the metrics namespace.
   common_env = merge(
-    { ROUTER_METRICS_NAMESPACE = var.metrics_namespace },
+    { ROUTER_METRICS_NAMESPACE = var.metrics_namespace, ROUTER_SHARD = var.shard },
     local.s3_config ? { ROUTER_CONFIG_S3 = var.config_s3_uri } : { ROUTER_CONFIG = var.router_config },
   )
   hmac = var.webhook_auth == "hmac"

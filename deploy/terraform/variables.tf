@@ -40,6 +40,16 @@ variable "config_s3_uri" {
   }
 }
 
+variable "shard" {
+  description = "With several deployments over one config: this one's shard, INDEX/COUNT (e.g. 0/4); it routes the clusters whose scope hashes to INDEX and takes 1/COUNT of the AWS budget share. Empty: every cluster."
+  type        = string
+  default     = ""
+  validation {
+    condition     = can(regex("^$|^[0-9]+/[0-9]+$", var.shard))
+    error_message = "shard: empty or INDEX/COUNT, e.g. 0/4."
+  }
+}
+
 variable "target_group_arns" {
   description = "The target group ARNs the config routes (readers' too): the functions may register/deregister targets and add/remove tags only on these."
   type        = list(string)

@@ -5,6 +5,7 @@
 
 mod raw;
 pub mod settings;
+mod shard;
 mod validate;
 mod validate_settings;
 
@@ -17,6 +18,7 @@ use crate::domain::aws::Endpoint;
 pub use settings::{
     AwsSettings, Bucket, BudgetSettings, PatroniSettings, TlsSettings, WebhookSettings,
 };
+pub use shard::{ENV_SHARD, Shard};
 
 /// Where the configuration is looked up in the environment (used by the Lambda).
 pub const ENV_CONFIG: &str = "ROUTER_CONFIG";

@@ -270,7 +270,7 @@ mod tests {
             primary: "pg1".into(),
             timeline: Some(2),
         });
-        let emitted: Vec<&str> = metrics(&r).iter().map(|x| x.name).collect();
+        let emitted = emitted(&r);
         let template = include_str!("../../template.yaml");
         let lines: Vec<&str> = template.lines().map(str::trim).collect();
         let mut watched = Vec::new();
@@ -282,7 +282,7 @@ mod tests {
                 watched.push(name);
             }
         }
-        assert_eq!(watched.len(), 7, "{watched:?}");
+        assert_eq!(watched.len(), 9, "{watched:?}");
         for name in &watched {
             assert!(
                 emitted.contains(name),
@@ -327,6 +327,16 @@ mod tests {
         );
     }
 
+    /// Every metric name the router emits: per cluster, per process, for the config.
+    fn emitted(r: &ClusterReport) -> Vec<&'static str> {
+        metrics(r)
+            .into_iter()
+            .chain(process_metrics(0, 0, 0, 0))
+            .chain(config_metrics(0))
+            .map(|x| x.name)
+            .collect()
+    }
+
     /// The metric names a CloudWatch dashboard body shows: `["<namespace>", "<name>"]` pairs.
     fn dashboard_metrics(body: &str, namespace: &str) -> Vec<String> {
         let mut out: Vec<String> = body
@@ -345,7 +355,7 @@ mod tests {
             primary: "pg1".into(),
             timeline: Some(2),
         });
-        let emitted: Vec<&str> = metrics(&r).iter().map(|x| x.name).collect();
+        let emitted = emitted(&r);
         let sam = dashboard_metrics(include_str!("../../template.yaml"), "${MetricsNamespace}");
         let tf = dashboard_metrics(
             include_str!("../../deploy/terraform/dashboard.json.tftpl"),

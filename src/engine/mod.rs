@@ -22,6 +22,7 @@ mod mark;
 mod observe;
 pub mod pollers;
 mod prepare;
+mod recall;
 mod records;
 mod settings;
 mod targets;
@@ -53,7 +54,7 @@ pub use evidence::Board;
 pub use verify::Verified;
 
 /// How many clusters are worked on at once (each polls all its nodes concurrently).
-const CLUSTER_CONCURRENCY: usize = 128;
+const CLUSTER_CONCURRENCY: usize = 32;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReconcileError {
@@ -337,7 +338,7 @@ impl Router {
         // compare-and-set, so a stale memory fails safe and is read at the next run.
         if self.change_driven(mode) {
             let owner = Owner::of(ctx.owner_id, &cluster.scope, ctx.database);
-            let view = observe::remembered(self, cluster, &decision, owner.as_ref(), shared).await;
+            let view = recall::remembered(self, cluster, &decision, owner.as_ref(), shared).await;
             if let Some(view) = view {
                 return prepare::prepare(cluster, timing, &observations, decision, view, &ctx);
             }

@@ -173,6 +173,9 @@ async fn load_config(
         Some(path) => Config::from_file(path)?,
         None => Config::from_env()?,
     };
+    if let Some(shard) = crate::config::Shard::from_env()? {
+        config = config.only_shard(shard)?;
+    }
     if let Some(scope) = scope {
         if config.cluster(scope).is_none() {
             anyhow::bail!("--scope {scope:?} is not a cluster in the config");

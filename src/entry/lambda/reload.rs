@@ -12,7 +12,7 @@ use tracing::{error, info};
 
 use crate::adapters::config_s3::{self, Fetched, S3Location};
 use crate::adapters::sdk::AwsClients;
-use crate::config::{AwsSettings, Config};
+use crate::config::{AwsSettings, Config, Shard};
 use crate::engine::Router;
 
 /// How often a warm function looks for a new config version.
@@ -51,7 +51,12 @@ struct Source {
     seen: Mutex<(Option<String>, Instant)>,
 }
 
+/// The router of `config` (this shard's part of it, with `ROUTER_SHARD`).
 fn router(config: Config, aws: AwsClients) -> anyhow::Result<Router> {
+    let config = match Shard::from_env()? {
+        Some(shard) => config.only_shard(shard)?,
+        None => config,
+    };
     Ok(Router::new(config, aws)?.with_change_driven_reads())
 }
 
