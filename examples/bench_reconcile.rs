@@ -17,7 +17,8 @@ use patroni_router::config::Config;
 use patroni_router::domain::report::Mode;
 use patroni_router::engine::Router;
 
-#[tokio::main]
+// One thread, as the Lambda runs (see src/main.rs).
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let value = |flag: &str| {

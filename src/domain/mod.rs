@@ -65,6 +65,7 @@ macro_rules! string_enum {
 }
 
 pub mod aws;
+pub mod check;
 pub mod decide;
 pub mod drift;
 pub mod emf;

@@ -15,6 +15,7 @@
 
 mod assemble;
 mod callback;
+mod check;
 mod evidence;
 mod known;
 mod lag;

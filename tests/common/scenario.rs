@@ -50,6 +50,8 @@ pub struct Scenario {
     pub record: String,
     pub proxy: Option<AwsProxy>,
     pub router: Router,
+    /// The config the router was built from.
+    pub config: Value,
 }
 
 impl Scenario {
@@ -78,6 +80,7 @@ impl Scenario {
         }
         let router = router(&config.to_string()).await;
         Scenario {
+            config,
             aws,
             net,
             fake,

@@ -66,6 +66,10 @@ enum Command {
     },
     /// Members, roles, states, timelines, lag, and where routing points (read-only).
     Status(RunArgs),
+    /// Preflight for a deployment (read-only): ask every Patroni node, make one read call to
+    /// each AWS API the router uses and to each target group and hosted zone; one line per
+    /// dependency, with the likely fix of what failed. Exit 2 when anything failed.
+    Check(RunArgs),
     /// Run as a service: POST /webhook (the signed Patroni callback), the router of `watch`,
     /// GET /metrics (Prometheus), GET /healthz and /readyz. SIGTERM / Ctrl-C: stop accepting,
     /// finish the runs in flight, exit 0. The webhook secret comes from
@@ -195,6 +199,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Plan(args) => once(&args, Mode::Plan, false).await,
         Command::Reconcile(args) => once(&args, Mode::Reconcile, false).await,
         Command::Status(args) => once(&args, Mode::Plan, true).await,
+        Command::Check(args) => check(&args).await,
         Command::Watch { run, interval } => {
             let config = load_config(run.config.as_deref(), run.scope.as_deref()).await?;
             watch::run(router(config).await?, interval, run.output == Output::Json).await
@@ -219,6 +224,20 @@ async fn once(args: &RunArgs, mode: Mode, status: bool) -> anyhow::Result<ExitCo
     let report = router(config).await?.run(mode, None).await?;
     print_report(&report, args.output, status)?;
     Ok(exit_code(&report))
+}
+
+async fn check(args: &RunArgs) -> anyhow::Result<ExitCode> {
+    let config = load_config(args.config.as_deref(), args.scope.as_deref()).await?;
+    let report = router(config).await?.check().await;
+    match args.output {
+        Output::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+        Output::Text => print!("{}", report.to_text()),
+    }
+    Ok(if report.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
 }
 
 fn print_report(report: &Report, output: Output, status: bool) -> anyhow::Result<()> {

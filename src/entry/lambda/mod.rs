@@ -25,6 +25,8 @@ pub enum Event {
     Scheduled,
     /// `{"action": "plan"|"reconcile", "scope": "pgha"}` (scope optional).
     Direct { mode: Mode, scope: Option<String> },
+    /// `{"action": "check"}`: the preflight, from the function's network.
+    Check,
     /// A Lambda function URL (or API Gateway HTTP API v2) request: the Patroni callback webhook.
     Http(webhook::Request),
 }
@@ -33,7 +35,7 @@ pub enum Event {
 pub enum EventError {
     #[error(
         "unrecognised event: expected an EventBridge scheduled event, a function URL request \
-         (the webhook), or a direct invoke {{\"action\": \"plan\"|\"reconcile\", \"scope\": \"NAME\"}}"
+         (the webhook), or a direct invoke {{\"action\": \"plan\"|\"reconcile\"|\"check\", \"scope\": \"NAME\"}}"
     )]
     Unknown,
     #[error("direct invoke: `{field}`: {message}")]
@@ -60,10 +62,11 @@ pub fn classify(event: &Value) -> Result<Event, EventError> {
         let mode = match action.as_str() {
             Some("plan") => Mode::Plan,
             Some("reconcile") => Mode::Reconcile,
+            Some("check") => return Ok(Event::Check),
             _ => {
                 return Err(EventError::BadField {
                     field: "action",
-                    message: format!("{action} is not \"plan\" or \"reconcile\""),
+                    message: format!("{action} is not \"plan\", \"reconcile\" or \"check\""),
                 });
             }
         };
@@ -239,6 +242,11 @@ pub async fn handle(
         Event::Scheduled => (Mode::Reconcile, None, true),
         Event::Direct { mode, scope } => (mode, scope, false),
         Event::Http(req) => return Ok(handle_webhook(app, &req).await),
+        Event::Check => {
+            let report = app.routers.current().check().await;
+            info!(ok = report.ok, "check done");
+            return Ok(serde_json::to_value(&report).unwrap_or_default());
+        }
     };
     app.routers.refresh().await;
     let router = app.routers.current();
