@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 """`make bench-lag`: routing lag on the real local cluster (scripts/localcluster.sh), through
 each path alone: the webhook (the Lambda under cargo-lambda's emulator, called by Patroni's
-on_role_change -> `patroni-router notify`) and `watch --interval 1s`. Several switchovers and
-kill -9 host losses per path. Lag = the new primary answers /primary 200 -> moto holds it in
-the target group and the record. Writes BENCH_OUT/lag.json (default target/bench/; nothing
-under bench/ changes). Run through scripts/with-moto.sh.
+on_role_change -> `patroni-router notify`) and `watch --interval 1s`. LAG_RUNS (default 10)
+switchovers, kill -9 host losses and SIGSTOPs of the primary's Patroni (its PostgreSQL stays
+writable) per path. Lag = the new primary answers /primary 200 -> moto holds it in the target
+group and the record: for that long routing pointed at a node that was not the primary.
+Reports p50 / p99 / max per path and kind. Writes BENCH_OUT/lag.json (default target/bench/;
+nothing under bench/ changes). Run through scripts/with-moto.sh.
 """
 import json
 import os
@@ -19,29 +21,45 @@ import demo  # noqa: E402  (the demo's helpers: cluster, moto, processes, measur
 
 CARGO_LAMBDA = os.path.join(demo.ROOT, ".venv/bin/cargo-lambda")
 OUT = os.environ.get("BENCH_OUT") or os.path.join(demo.TARGET, "bench")
-SWITCHOVERS = int(os.environ.get("LAG_SWITCHOVERS", "4"))
-KILLS = int(os.environ.get("LAG_KILLS", "2"))
+RUNS = int(os.environ.get("LAG_RUNS", "10"))
+
+
+def switchover(nodes, cluster_dir, old):
+    to = next(n["name"] for n in nodes if n["name"] != old)
+    subprocess.Popen([demo.LC, "switchover", cluster_dir, to], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return lambda: time.sleep(4)
+
+
+def kill(nodes, cluster_dir, old):
+    subprocess.run([demo.LC, "kill", cluster_dir, old], check=True)
+    return lambda: (subprocess.run([demo.LC, "start", cluster_dir, old], check=True), time.sleep(8))
+
+
+def freeze(nodes, cluster_dir, old):
+    subprocess.run([demo.LC, "freeze", cluster_dir, old], check=True)
+    # Thawed, the old primary finds the lock taken and demotes itself; then it rejoins.
+    return lambda: (subprocess.run([demo.LC, "thaw", cluster_dir, old], check=True), time.sleep(10))
+
+
+KINDS = (("switchover", switchover, 60), ("kill -9", kill, 90), ("SIGSTOP", freeze, 90))
 
 
 def measure(path, nodes, aws, config_path, cluster_dir):
-    lags = {"switchover": [], "kill -9": []}
-    for _ in range(SWITCHOVERS):
-        old = demo.primaries(nodes)[0]
-        to = next(n["name"] for n in nodes if n["name"] != old)
-        subprocess.Popen([demo.LC, "switchover", cluster_dir, to], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        new, lag = demo.routed_lag(nodes, aws, old, config_path, f"{path}: switchover", 60)
-        lags["switchover"].append(lag * 1000)
-        print(f"{path}: switchover {old} -> {new}: {lag * 1000:.0f} ms", flush=True)
-        time.sleep(4)
-    for _ in range(KILLS):
-        old = demo.primaries(nodes)[0]
-        subprocess.run([demo.LC, "kill", cluster_dir, old], check=True)
-        new, lag = demo.routed_lag(nodes, aws, old, config_path, f"{path}: kill -9", 90)
-        lags["kill -9"].append(lag * 1000)
-        print(f"{path}: kill -9 {old} -> {new}: {lag * 1000:.0f} ms", flush=True)
-        subprocess.run([demo.LC, "start", cluster_dir, old], check=True)
-        time.sleep(8)  # the old host rejoins as a replica
+    lags = {kind: [] for kind, _, _ in KINDS}
+    for kind, act, bound in KINDS:
+        for _ in range(RUNS):
+            old = demo.primaries(nodes)[0]
+            restore = act(nodes, cluster_dir, old)
+            new, lag = demo.routed_lag(nodes, aws, old, config_path, f"{path}: {kind}", bound)
+            lags[kind].append(lag * 1000)
+            print(f"{path}: {kind} {old} -> {new}: {lag * 1000:.0f} ms", flush=True)
+            restore()
     return lags
+
+
+def pct(values, p):
+    v = sorted(values)
+    return v[min(len(v) - 1, int(round(p / 100 * (len(v) - 1))))]
 
 
 def main():
@@ -80,10 +98,10 @@ def main():
     out = {}
     for path, lags in (("webhook", webhook), ("watch 1s", watch)):
         for kind, values in lags.items():
-            all_values = sorted(values)
             out[f"{path} / {kind}"] = {
-                "runs": len(values), "median_ms": round(statistics.median(values)),
-                "max_ms": round(all_values[-1]), "values_ms": [round(v) for v in values]}
+                "runs": len(values), "p50_ms": round(statistics.median(values)),
+                "p99_ms": round(pct(values, 99)), "max_ms": round(max(values)),
+                "values_ms": [round(v) for v in values]}
     os.makedirs(OUT, exist_ok=True)
     with open(os.path.join(OUT, "lag.json"), "w") as f:
         json.dump(out, f, indent=2)

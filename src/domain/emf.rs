@@ -90,10 +90,14 @@ pub fn metrics(c: &ClusterReport) -> Vec<Metric> {
     out
 }
 
-/// The EMF document for one cluster's run, stamped `timestamp_ms` (Unix epoch, ms).
-pub fn document(namespace: &str, c: &ClusterReport, timestamp_ms: u64) -> Value {
-    let ms = metrics(c);
-    let definitions: Vec<Value> = ms
+/// An EMF document: the metrics declared under `dimensions` and their values at the root.
+fn envelope(
+    namespace: &str,
+    dimensions: Value,
+    metrics: &[Metric],
+    timestamp_ms: u64,
+) -> Map<String, Value> {
+    let definitions: Vec<Value> = metrics
         .iter()
         .map(|x| json!({"Name": x.name, "Unit": x.unit}))
         .collect();
@@ -102,18 +106,25 @@ pub fn document(namespace: &str, c: &ClusterReport, timestamp_ms: u64) -> Value 
         "_aws".into(),
         json!({
             "Timestamp": timestamp_ms,
-            "CloudWatchMetrics": [{
-                "Namespace": namespace,
-                // Per cluster, and once more with no dimension for alarms across clusters.
-                "Dimensions": [[DIMENSION], []],
-                "Metrics": definitions,
-            }],
+            "CloudWatchMetrics": [{"Namespace": namespace, "Dimensions": dimensions, "Metrics": definitions}],
         }),
     );
-    root.insert(DIMENSION.into(), Value::String(c.scope.clone()));
-    for x in ms {
+    for x in metrics {
         root.insert(x.name.into(), json!(x.value));
     }
+    root
+}
+
+/// The EMF document for one cluster's run, stamped `timestamp_ms` (Unix epoch, ms): per
+/// cluster, and once more with no dimension for alarms across clusters.
+pub fn document(namespace: &str, c: &ClusterReport, timestamp_ms: u64) -> Value {
+    let mut root = envelope(
+        namespace,
+        json!([[DIMENSION], []]),
+        &metrics(c),
+        timestamp_ms,
+    );
+    root.insert(DIMENSION.into(), Value::String(c.scope.clone()));
     // Context for Logs Insights; not metrics (not listed in `Metrics`).
     root.insert("decision".into(), json!(c.decision.kind()));
     if let Some(p) = c.decision.primary() {
@@ -125,22 +136,7 @@ pub fn document(namespace: &str, c: &ClusterReport, timestamp_ms: u64) -> Value 
 /// The EMF document for the whole process (no dimension): e.g. its AWS calls and how far
 /// behind verification is, after a scheduled run.
 pub fn process_document(namespace: &str, metrics: &[Metric], timestamp_ms: u64) -> Value {
-    let definitions: Vec<Value> = metrics
-        .iter()
-        .map(|x| json!({"Name": x.name, "Unit": x.unit}))
-        .collect();
-    let mut root = Map::new();
-    root.insert(
-        "_aws".into(),
-        json!({
-            "Timestamp": timestamp_ms,
-            "CloudWatchMetrics": [{"Namespace": namespace, "Dimensions": [[]], "Metrics": definitions}],
-        }),
-    );
-    for x in metrics {
-        root.insert(x.name.into(), json!(x.value));
-    }
-    Value::Object(root)
+    Value::Object(envelope(namespace, json!([[]]), metrics, timestamp_ms))
 }
 
 /// The process's metrics: AWS calls and throttles since the last emission, verification's
