@@ -3,6 +3,7 @@
 //! errors), then [`validate`]d into the types below; every error names the field and says how
 //! to fix it, because a typo here would otherwise route a database.
 
+mod identifiers;
 mod raw;
 pub mod settings;
 mod shard;

@@ -3,6 +3,7 @@
 
 use std::collections::HashSet;
 
+use super::identifiers::{api_url, hosted_zone_id, owner_id, record_name, target_group_arn};
 use super::raw::{RawCluster, RawConfig, RawDns, RawNode, RawReplicas, RawTargetGroup};
 use super::{
     ClusterConfig, Config, ConfigError, DnsConfig, DnsRouting, HealthCheckIds, MAX_TTL, NodeConfig,
@@ -176,20 +177,6 @@ fn writer_target_groups<'a>(c: &'a RawCluster, at: &str) -> Vec<(String, &'a Raw
                 .map(|(i, tg)| (format!("{at}.target_groups[{i}]"), tg)),
         )
         .collect()
-}
-
-/// Markers are `key=value` words: an owner id is one word of plain characters.
-fn owner_id(owner: &str) -> Checked<()> {
-    let plain = |c: char| c.is_ascii_alphanumeric() || "._:/@-".contains(c);
-    if owner.is_empty() || owner.len() > 64 || !owner.chars().all(plain) {
-        return invalid(
-            "owner_id",
-            format!(
-                "{owner:?}: use 1..=64 letters, digits and . _ : / @ - (e.g. \"prod-eu-west-1\")"
-            ),
-        );
-    }
-    Ok(())
 }
 
 /// Two nodes routed to the same address (or instance) would make a failover to the second
@@ -389,77 +376,8 @@ fn read_dns(d: &RawDns, nodes: &[NodeConfig], at: &str) -> Checked<DnsConfig> {
     dns(d, nodes, at)
 }
 
-pub(super) fn api_url(url: &str, field: &str) -> Checked<()> {
-    let parsed = match reqwest::Url::parse(url) {
-        Ok(u) => u,
-        Err(e) => {
-            return invalid(
-                field,
-                format!("{url:?} is not a URL ({e}): use e.g. \"http://10.0.1.10:8008\""),
-            );
-        }
-    };
-    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
-        return invalid(
-            field,
-            format!("{url:?} must be an http:// or https:// URL with a host"),
-        );
-    }
-    if parsed.query().is_some() || parsed.fragment().is_some() {
-        return invalid(
-            field,
-            format!("{url:?}: give the REST API base URL without query or fragment"),
-        );
-    }
-    Ok(())
-}
-
-/// `arn:<partition>:elasticloadbalancing:<region>:<account>:targetgroup/<name>/<id>`
-fn target_group_arn(arn: &str, field: &str) -> Checked<()> {
-    let bad = |why: &str| {
-        invalid(
-            field,
-            format!(
-                "{arn:?} is not a target group ARN ({why}); expected \
-                 arn:aws:elasticloadbalancing:REGION:ACCOUNT:targetgroup/NAME/ID"
-            ),
-        )
-    };
-    let parts: Vec<&str> = arn.splitn(6, ':').collect();
-    if parts.first() != Some(&"arn") || !parts.get(1).is_some_and(|p| p.starts_with("aws")) {
-        return bad("it must start with arn:aws");
-    }
-    if parts.get(2) != Some(&"elasticloadbalancing") {
-        return bad("the service is not elasticloadbalancing");
-    }
-    if parts.len() != 6 || parts[3].is_empty() || parts[4].is_empty() {
-        return bad("region, account or resource missing");
-    }
-    let resource: Vec<&str> = parts[5].split('/').collect();
-    if resource.len() != 3
-        || resource[0] != "targetgroup"
-        || resource[1].is_empty()
-        || resource[2].is_empty()
-    {
-        return bad("the resource is not targetgroup/NAME/ID");
-    }
-    Ok(())
-}
-
 fn dns(d: &RawDns, nodes: &[NodeConfig], at: &str) -> Checked<DnsConfig> {
-    let zone = d
-        .hosted_zone_id
-        .trim_start_matches("/hostedzone/")
-        .trim_start_matches("hostedzone/");
-    if zone.is_empty() || !zone.chars().all(|ch| ch.is_ascii_alphanumeric()) {
-        return invalid(
-            format!("{at}.hosted_zone_id"),
-            format!(
-                "{:?} is not a hosted zone id (like \"Z0123456789ABC\")",
-                d.hosted_zone_id
-            ),
-        );
-    }
+    let zone = hosted_zone_id(&d.hosted_zone_id, &format!("{at}.hosted_zone_id"))?;
     record_name(&d.record_name, &format!("{at}.record_name"))?;
     if !(1..=MAX_TTL).contains(&d.ttl) {
         return invalid(
@@ -499,22 +417,4 @@ fn dns(d: &RawDns, nodes: &[NodeConfig], at: &str) -> Checked<DnsConfig> {
             secondary: d.health_check_ids.secondary.clone(),
         },
     })
-}
-
-fn record_name(name: &str, field: &str) -> Checked<()> {
-    let bare = name.trim_end_matches('.');
-    let bad = bare.is_empty()
-        || bare.len() > 253
-        || bare
-            .split('.')
-            .any(|label| label.is_empty() || label.len() > 63);
-    if bad {
-        return invalid(
-            field,
-            format!(
-                "{name:?} is not a DNS name: use a name inside the hosted zone, e.g. \"db.example.internal.\""
-            ),
-        );
-    }
-    Ok(())
 }

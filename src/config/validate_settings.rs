@@ -4,8 +4,9 @@
 use std::time::Duration;
 
 use super::BudgetSettings;
+use super::identifiers::api_url;
 use super::raw::RawConfig;
-use super::validate::{Checked, api_url, invalid};
+use super::validate::{Checked, invalid};
 
 /// The longest replay window accepted for webhooks.
 const MAX_CLOCK_SKEW: Duration = Duration::from_secs(15 * 60);

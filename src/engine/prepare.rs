@@ -6,8 +6,9 @@ use std::time::Instant;
 use super::assemble::{node_reports, planned_record_changes, planned_target_changes};
 use super::mark::{self, Context};
 use super::observe::AwsView;
-use crate::config::ClusterConfig;
-use crate::domain::aws::{Endpoint, tg_name};
+use crate::adapters::AwsError;
+use crate::config::{ClusterConfig, DnsConfig};
+use crate::domain::aws::{DnsState, Endpoint, tg_name};
 use crate::domain::decide::Decision;
 use crate::domain::ownership::Owner;
 use crate::domain::patroni::NodeObservation;
@@ -104,31 +105,7 @@ pub(super) fn prepare<'a>(
             Err(e) => errors.push(e.into()),
         }
     }
-    let mut dns_plans = Vec::new();
-    for (endpoint, d, state) in aws.records {
-        let state = match state {
-            Ok(s) => s,
-            Err(e) => {
-                errors.push(e.into());
-                continue;
-            }
-        };
-        let (p, label) = match (endpoint, cluster.replicas.as_ref()) {
-            (Endpoint::Reader, Some(r)) => (
-                plan::plan_read_dns(cluster, r, d, &decision, &state),
-                "read record",
-            ),
-            _ => (plan::plan_dns(cluster, d, &decision, &state), "record"),
-        };
-        if let Some(b) = &p.blocked {
-            errors.push(blocked(format!("{label} {}", d.name), b));
-        }
-        dns_plans.push(p);
-        match endpoint {
-            Endpoint::Writer => routing.dns = Some(state),
-            Endpoint::Reader => routing.read_dns = Some(state),
-        }
-    }
+    let dns_plans = plan_records(cluster, &decision, aws.records, &mut routing, &mut errors);
     let nodes = node_reports(cluster, observations, &routing);
     let aws_age_ms = aws.age_ms;
     let mut p = Prepared {
@@ -151,4 +128,41 @@ pub(super) fn prepare<'a>(
     };
     mark::mark(&mut p, ctx);
     p
+}
+
+/// The writer's and the reader's record plans; what was read goes into `routing`, what could not
+/// be read or planned into `errors`.
+fn plan_records(
+    cluster: &ClusterConfig,
+    decision: &Decision,
+    records: Vec<(Endpoint, &DnsConfig, Result<DnsState, AwsError>)>,
+    routing: &mut Routing,
+    errors: &mut Vec<ClusterError>,
+) -> Vec<DnsPlan> {
+    let mut dns_plans = Vec::new();
+    for (endpoint, d, state) in records {
+        let state = match state {
+            Ok(s) => s,
+            Err(e) => {
+                errors.push(e.into());
+                continue;
+            }
+        };
+        let (p, label) = match (endpoint, cluster.replicas.as_ref()) {
+            (Endpoint::Reader, Some(r)) => (
+                plan::plan_read_dns(cluster, r, d, decision, &state),
+                "read record",
+            ),
+            _ => (plan::plan_dns(cluster, d, decision, &state), "record"),
+        };
+        if let Some(b) = &p.blocked {
+            errors.push(blocked(format!("{label} {}", d.name), b));
+        }
+        dns_plans.push(p);
+        match endpoint {
+            Endpoint::Writer => routing.dns = Some(state),
+            Endpoint::Reader => routing.read_dns = Some(state),
+        }
+    }
+    dns_plans
 }

@@ -3,11 +3,14 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{Decision, Replica, Verdict};
+mod misconfigured;
+mod replicas;
+
+use super::{Decision, Verdict};
 use crate::config::ClusterConfig;
-use crate::domain::patroni::{
-    ClusterView, Member, MemberRole, NodeObservation, PatroniStatus, PgState, Role,
-};
+use crate::domain::patroni::{Member, MemberRole, NodeObservation, PatroniStatus, PgState, Role};
+pub(super) use misconfigured::{every_answer_misconfigured, find_misconfigured};
+use replicas::{best_standby, fit_replicas};
 
 /// What the rules work on: the configured nodes' observations and what was learnt so far.
 pub(super) struct Evidence<'a> {
@@ -171,30 +174,6 @@ impl<'a> Evidence<'a> {
     }
 }
 
-/// Rule 1, whole: nodes answered, but every one of them as another scope or member — a
-/// wrong config or `api_url`s pointing at another cluster. Nothing is decided from it.
-pub(super) fn every_answer_misconfigured(ev: &Evidence<'_>) -> Option<Refusal> {
-    let answered: Vec<&str> = ev
-        .obs
-        .iter()
-        .filter(|o| o.patroni.is_ok() || o.cluster.is_ok())
-        .map(|o| o.name.as_str())
-        .collect();
-    if answered.is_empty() || answered.iter().any(|n| !ev.misconfigured.contains_key(*n)) {
-        return None;
-    }
-    let why: Vec<String> = ev
-        .misconfigured
-        .iter()
-        .map(|(n, why)| format!("{n}: {why}"))
-        .collect();
-    Some(no_primary(format!(
-        "every node that answered is misconfigured ({}): check `scope`, the node names and \
-         their `api_url`s; routing unchanged",
-        why.join("; ")
-    )))
-}
-
 /// Rules 2 to 4, in order.
 pub(super) fn confirm(ev: &mut Evidence<'_>) -> Result<Confirmed, Refusal> {
     let (named, views) = leader_votes(ev)?;
@@ -210,36 +189,6 @@ pub(super) fn confirm(ev: &mut Evidence<'_>) -> Result<Confirmed, Refusal> {
         status,
         stale,
     })
-}
-
-/// Rule 1: a node answering as another scope or member is not one of ours.
-pub(super) fn find_misconfigured(ev: &mut Evidence<'_>) {
-    let scope = &ev.cluster.scope;
-    for o in &ev.obs {
-        if let Ok(s) = &o.patroni
-            && (s.patroni.scope != *scope || s.patroni.name != o.name)
-        {
-            ev.misconfigured.insert(
-                o.name.clone(),
-                format!(
-                    "its /patroni answers as member {:?} of scope {:?}, configured as {:?} of {:?}",
-                    s.patroni.name, s.patroni.scope, o.name, scope
-                ),
-            );
-            continue;
-        }
-        if let Ok(ClusterView {
-            scope: Some(theirs),
-            ..
-        }) = &o.cluster
-            && theirs != scope
-        {
-            ev.misconfigured.insert(
-                o.name.clone(),
-                format!("its /cluster is of scope {theirs:?}, configured in {scope:?}"),
-            );
-        }
-    }
 }
 
 /// Who named whom leader (leader -> the trusted nodes whose view names it).
@@ -451,56 +400,4 @@ fn other_claimants(
         Some(reason) => Err(ambiguous(reason, stale)),
         None => Ok(stale),
     }
-}
-
-/// The replicas that follow the confirmed primary: configured, trusted nodes that the leader's
-/// view shows streaming and that themselves say they are running replicas; config order.
-fn fit_replicas(ev: &Evidence<'_>, primary: &str, stale: &[String]) -> Vec<Replica> {
-    let Some(view) = ev
-        .observation(primary)
-        .and_then(|o| o.cluster.as_ref().ok())
-        .or_else(|| {
-            ev.trusted()
-                .filter_map(|o| o.cluster.as_ref().ok())
-                .find(|v| v.members.iter().any(|m| m.name == primary && m.is_leader()))
-        })
-    else {
-        return Vec::new();
-    };
-    let runs_as_replica = |name: &str| {
-        ev.observation(name).is_some_and(|o| {
-            o.patroni
-                .as_ref()
-                .is_ok_and(|s| s.role == Role::Replica && s.state == PgState::Running)
-        })
-    };
-    ev.cluster
-        .nodes
-        .iter()
-        .filter(|n| n.name != primary)
-        .filter(|n| !ev.misconfigured.contains_key(&n.name) && !stale.contains(&n.name))
-        .filter(|n| runs_as_replica(&n.name))
-        .filter_map(|n| {
-            let m = view
-                .members
-                .iter()
-                .find(|m| m.name == n.name && m.is_streaming_replica())?;
-            Some(Replica {
-                name: n.name.clone(),
-                lag: m.lag.and_then(|l| l.bytes()),
-                sync: m.is_sync_standby(),
-                noloadbalance: m.tag_is_set("noloadbalance"),
-            })
-        })
-        .collect()
-}
-
-/// The standby for a failover record's SECONDARY: sync standbys first, then the least lag
-/// (unknown lag last), then config order.
-fn best_standby(replicas: &[Replica]) -> Option<String> {
-    replicas
-        .iter()
-        .enumerate()
-        .min_by_key(|(i, r)| (!r.sync, r.lag.unwrap_or(u64::MAX), *i))
-        .map(|(_, r)| r.name.clone())
 }

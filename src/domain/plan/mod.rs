@@ -156,16 +156,7 @@ pub fn plan_target_group(
         register: vec![],
         deregister: vec![],
         keep: vec![],
-        nodes: cluster
-            .nodes
-            .iter()
-            .filter_map(|n| {
-                Some((
-                    target_id(cluster, &n.name, &current.target_type).ok()?,
-                    n.name.clone(),
-                ))
-            })
-            .collect(),
+        nodes: nameable_nodes(cluster, &current.target_type),
         blocked: None,
         marking: Marking::default(),
     };
@@ -218,6 +209,20 @@ pub fn plan_target_group(
     plan.deregister.sort();
     plan.deregister.dedup();
     plan
+}
+
+/// Target id -> configured node, for every node a group of `target_type` can name.
+fn nameable_nodes(cluster: &ClusterConfig, target_type: &TargetType) -> BTreeMap<String, String> {
+    cluster
+        .nodes
+        .iter()
+        .filter_map(|n| {
+            Some((
+                target_id(cluster, &n.name, target_type).ok()?,
+                n.name.clone(),
+            ))
+        })
+        .collect()
 }
 
 /// The read endpoint's nodes: the replicas within `max_lag_bytes` (unknown lag counts as too

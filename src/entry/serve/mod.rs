@@ -145,14 +145,7 @@ pub async fn run(
     opts: &Options,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    match auth {
-        Auth::Iam => return Err(ServeError::IamAuth),
-        Auth::Disabled => warn!(
-            "no webhook secret configured (ROUTER_WEBHOOK_SECRET or ROUTER_WEBHOOK_SECRET_FILE): \
-             POST /webhook answers 401; the watch loop runs"
-        ),
-        Auth::Hmac(_) => {}
-    }
+    refuse_unservable(&auth)?;
     // Nonces live in memory: what this process never saw (before a restart) is refused by
     // its timestamp instead.
     let verifier = Verifier::new(auth, router.config().webhook.max_clock_skew)
@@ -163,12 +156,7 @@ pub async fn run(
         .iter()
         .map(|c| c.scope.clone())
         .collect();
-    let listener = tokio::net::TcpListener::bind(opts.listen)
-        .await
-        .map_err(|e| ServeError::Bind {
-            addr: opts.listen,
-            message: e.to_string(),
-        })?;
+    let listener = bind(opts.listen).await?;
     let metrics = Arc::new(Metrics::new(&scopes));
     if let Some(budget) = router.budget() {
         metrics.count_calls(Arc::clone(budget));
@@ -218,4 +206,29 @@ pub async fn run(
     );
     info!("stopped");
     Ok(())
+}
+
+/// `serve` answers webhooks signed with HMAC (or none, with a warning); IAM auth is the
+/// Lambda's function URL, not something a plain HTTP server can check.
+fn refuse_unservable(auth: &Auth) -> Result<(), ServeError> {
+    match auth {
+        Auth::Iam => Err(ServeError::IamAuth),
+        Auth::Disabled => {
+            warn!(
+                "no webhook secret configured (ROUTER_WEBHOOK_SECRET or ROUTER_WEBHOOK_SECRET_FILE): \
+                 POST /webhook answers 401; the watch loop runs"
+            );
+            Ok(())
+        }
+        Auth::Hmac(_) => Ok(()),
+    }
+}
+
+async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, ServeError> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| ServeError::Bind {
+            addr,
+            message: e.to_string(),
+        })
 }
