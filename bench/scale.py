@@ -94,7 +94,7 @@ def start_testbeds(n):
         ready = os.path.join(work, f"testbed{i}.json")
         proc = subprocess.Popen([TESTBED, "serve", "--clusters", str(count), "--scope", f"s{i}x",
                                  "--first-address", f"127.{1 + 2 * i}.0.1", "--ready-file", ready],
-                                stderr=subprocess.DEVNULL)
+                                stderr=open(os.path.join(work, f"testbed{i}.log"), "w"))
         for _ in range(1200):
             if os.path.exists(ready):
                 break

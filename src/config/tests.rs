@@ -311,3 +311,39 @@ fn the_replay_window_is_bounded() {
     let ok = GOOD.replacen('{', "{\"webhook\": {\"max_clock_skew\": \"15m\"},", 1);
     assert!(Config::from_json(&ok, "t").is_ok());
 }
+
+#[test]
+fn a_budget_too_small_to_route_by_is_refused_by_name() {
+    let tiny = r#"{"aws": {"budget": {"share": 1e-10, "elb_describe": {"burst": 1, "per_second": 1e-10}}},"#;
+    let e = err_of(&GOOD.replacen('{', tiny, 1));
+    assert!(
+        e.contains("aws.budget.elb_describe.per_second") && e.contains("one call a minute"),
+        "{e}"
+    );
+    let huge = r#"{"aws": {"budget": {"route53": {"burst": 5, "per_second": 1e300}}},"#;
+    let e = err_of(&GOOD.replacen('{', huge, 1));
+    assert!(
+        e.contains("aws.budget.route53") && e.contains("1000000"),
+        "{e}"
+    );
+    let share = r#"{"aws": {"budget": {"share": 0.01}},"#;
+    assert!(Config::from_json(&GOOD.replacen('{', share, 1), "t").is_ok());
+}
+
+#[test]
+fn verify_every_is_bounded_both_ways() {
+    for bad in ["5s", "500000000000years", "25h"] {
+        let text = GOOD.replacen(
+            '{',
+            &format!("{{\"aws\": {{\"verify_every\": \"{bad}\"}},"),
+            1,
+        );
+        let e = err_of(&text);
+        assert!(
+            e.contains("aws.verify_every") && e.contains("24h"),
+            "{bad}: {e}"
+        );
+    }
+    let ok = GOOD.replacen('{', "{\"aws\": {\"verify_every\": \"24h\"},", 1);
+    assert!(Config::from_json(&ok, "t").is_ok());
+}

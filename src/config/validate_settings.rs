@@ -10,6 +10,10 @@ use super::validate::{Checked, invalid};
 
 /// The longest replay window accepted for webhooks.
 const MAX_CLOCK_SKEW: Duration = Duration::from_secs(15 * 60);
+/// The longest verification period accepted.
+const MAX_VERIFY_EVERY: Duration = Duration::from_secs(24 * 3600);
+/// A bucket's refill above this is a typo (AWS's documented rates are tens a second).
+const MAX_PER_SECOND: f64 = 1_000_000.0;
 
 pub(super) fn settings(raw: &RawConfig) -> Checked<()> {
     let p = &raw.patroni;
@@ -38,10 +42,11 @@ pub(super) fn settings(raw: &RawConfig) -> Checked<()> {
         api_url(url, "aws.endpoint_url")?;
     }
     budget(&a.budget)?;
-    if a.verify_every < Duration::from_secs(10) {
+    if a.verify_every < Duration::from_secs(10) || a.verify_every > MAX_VERIFY_EVERY {
         return invalid(
             "aws.verify_every",
-            "must be at least \"10s\" (each check costs AWS calls); the default is \"5m\"",
+            "must be from \"10s\" (each check costs AWS calls) to \"24h\" (a change made \
+             outside is found within it); the default is \"5m\"",
         );
     }
     let w = &raw.webhook;
@@ -91,11 +96,21 @@ fn budget(b: &BudgetSettings) -> Checked<()> {
         ("elb_modify", b.elb_modify),
         ("route53", b.route53),
     ] {
-        if bucket.burst == 0 || !(bucket.per_second > 0.0 && bucket.per_second.is_finite()) {
+        if bucket.burst == 0 || !(bucket.per_second > 0.0 && bucket.per_second <= MAX_PER_SECOND) {
             return invalid(
                 format!("aws.budget.{name}"),
-                "burst must be at least 1 and per_second a positive number (AWS's documented \
-                 limits are the defaults)",
+                "burst must be at least 1 and per_second a number in (0, 1000000] (AWS's \
+                 documented limits are the defaults)",
+            );
+        }
+        if bucket.per_second * b.share < 1.0 / 60.0 {
+            return invalid(
+                format!("aws.budget.{name}.per_second"),
+                format!(
+                    "{} × share {} is less than one call a minute: the router could not route; \
+                     raise per_second or aws.budget.share",
+                    bucket.per_second, b.share
+                ),
             );
         }
     }

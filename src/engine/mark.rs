@@ -9,7 +9,7 @@ use super::prepare::Prepared;
 use crate::adapters::{AwsError, Tags};
 use crate::domain::aws::{DnsState, Endpoint};
 use crate::domain::ownership::{Claim, Owner};
-use crate::domain::plan::{self, Marking};
+use crate::domain::plan::{self, Marking, TargetGroupPlan};
 use crate::domain::report::ClusterError;
 
 /// What marking needs besides the plans.
@@ -33,15 +33,32 @@ pub(super) fn wants_writes(p: &Prepared<'_>) -> bool {
 /// Leave every resource of the cluster as it is.
 fn hold_everything(p: &mut Prepared<'_>) {
     for t in &mut p.tg_plans {
-        t.register.clear();
-        t.deregister.clear();
-        t.marking = Marking::default();
+        hold_target_group(t);
     }
+    hold_records(p);
+}
+
+/// Leave a target group as it is.
+pub(super) fn hold_target_group(t: &mut TargetGroupPlan) {
+    t.register.clear();
+    t.deregister.clear();
+    t.marking = Marking::default();
+}
+
+/// Leave the cluster's records as they are (a newer fence found at write time).
+pub(super) fn hold_records(p: &mut Prepared<'_>) {
     for d in &mut p.dns_plans {
         d.upserts.clear();
         d.deletes.clear();
         d.marking = Marking::default();
     }
+}
+
+/// Does the cluster plan record writes?
+pub(super) fn writes_records(p: &Prepared<'_>) -> bool {
+    p.dns_plans
+        .iter()
+        .any(|d| !d.is_noop() || d.marking.writes())
 }
 
 fn dns_state<'a>(p: &'a Prepared<'_>, endpoint: Endpoint) -> Option<&'a DnsState> {

@@ -8,8 +8,11 @@ use tracing::warn;
 use super::Router;
 use super::observe::SharedReads;
 use super::prepare::Prepared;
+use crate::adapters::Tags;
 use crate::config::TargetGroupConfig;
 use crate::domain::drift::{self, Drift, HealthCheck, SettingsFix, TgSettings};
+use crate::domain::ownership::{Claim, Owner};
+use crate::domain::plan;
 use crate::domain::report::{Action, ChangeReport, ChangeStatus, ClusterError, DriftReport, Mode};
 
 pub(super) async fn check(router: &Router, p: &mut Prepared<'_>, mode: Mode, shared: &SharedReads) {
@@ -19,13 +22,33 @@ pub(super) async fn check(router: &Router, p: &mut Prepared<'_>, mode: Mode, sha
         let Some(hc) = shared.health_checks.get(&tg.arn) else {
             continue;
         };
-        let found = check_group(router, tg, cluster.standby_cluster, hc, mode).await;
+        let tags = match shared.tags.get(&tg.arn) {
+            Some(Ok(tags)) => Some(tags),
+            _ => None,
+        };
+        let owned = owned(router, &cluster.scope, tags);
+        let found = check_group(router, tg, cluster.standby_cluster, hc, mode, owned).await;
         p.changes.extend(found.changes);
         p.drift.extend(found.drift);
         for e in found.errors {
             p.error(e);
         }
     }
+}
+
+/// Settings belong to the group's owner: they are fixed only on a group whose tags were read
+/// and carry no other owner's marker (an unmarked group is adopted like its targets).
+pub(super) fn owned(router: &Router, scope: &str, tags: Option<&Tags>) -> bool {
+    let Some(tags) = tags else {
+        return false;
+    };
+    let database = router.remember_database(scope, None);
+    let owner = Owner::of(
+        router.config.owner_id.as_deref(),
+        scope,
+        database.as_deref(),
+    );
+    owner.is_some_and(|o| !matches!(plan::tag_claim(tags, &o), Claim::Foreign { .. }))
 }
 
 /// What checking one target group's settings found and did.
@@ -37,13 +60,14 @@ pub(super) struct Found {
 }
 
 /// Read one target group's attributes, compare them and `hc` (its health check as read) with
-/// what its strategy needs, and fix the difference where allowed.
+/// what its strategy needs, and fix the difference where allowed (`owned`: see [`owned`]).
 pub(super) async fn check_group(
     router: &Router,
     tg: &TargetGroupConfig,
     standby: bool,
     hc: &HealthCheck,
     mode: Mode,
+    owned: bool,
 ) -> Found {
     let mut found = Found::default();
     let attributes = match router.ports.elb.attributes(&tg.arn).await {
@@ -58,12 +82,13 @@ pub(super) async fn check_group(
         health_check: hc.clone(),
     };
     let (drift, fix) = drift::check(tg, standby, &current);
-    let fixed = fix_settings(router, &mut found, tg, &drift, &fix, mode).await;
+    let fixed = owned && fix_settings(router, &mut found, tg, &drift, &fix, mode).await;
     if !drift.is_empty() {
         warn!(target_group = %tg.arn, drift = ?drift, fixed, "target group settings drift");
     }
     // Checked: not again before the interval, unless a fix is still to be applied.
-    if !(tg.manage_settings && !fix.is_empty() && !fixed) {
+    let fix_pending = tg.manage_settings && owned && !fix.is_empty() && !fixed;
+    if !fix_pending {
         router
             .memory
             .settings_checked

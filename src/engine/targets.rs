@@ -17,6 +17,7 @@ use tracing::{info, warn};
 
 use super::Router;
 use super::assemble::{marking_change, target_change};
+use super::mark;
 use super::observe;
 use super::prepare::Prepared;
 use crate::adapters::{AwsError, Elb, Tags};
@@ -35,8 +36,15 @@ pub(super) fn outcome(r: &Result<(), AwsError>) -> (ChangeStatus, Option<String>
 /// Apply every target-group plan of one cluster.
 pub(super) async fn apply(router: &Router, p: &mut Prepared<'_>) {
     let plans = std::mem::take(&mut p.tg_plans);
+    // A newer fence found on one group holds the cluster's every later write, its records too.
+    let mut fenced = false;
+    let mut rechecked = false;
     for mut plan in plans {
+        if fenced {
+            mark::hold_target_group(&mut plan);
+        }
         if !plan.is_noop() || plan.marking.writes() {
+            rechecked = true;
             let result = match recheck(router, p, &mut plan).await {
                 Ok(()) => {
                     Group {
@@ -62,12 +70,45 @@ pub(super) async fn apply(router: &Router, p: &mut Prepared<'_>) {
                 (true, None) => known.forget_group(&plan.arn),
                 (false, _) => known.distrust_group(&plan.arn),
             }
+            fenced |= result.1.iter().any(|e| matches!(e, ClusterError::Fence(_)));
             for e in result.1 {
                 p.error(e);
             }
         }
         p.tg_plans.push(plan);
     }
+    if !fenced && !rechecked && mark::writes_records(p) {
+        fenced = !records_within_fence(router, p).await;
+    }
+    if fenced {
+        mark::hold_records(p);
+    }
+}
+
+/// Before a record moves while no group was written (so none had its tags read again): the
+/// fence on the cluster's routed groups, read now, must let the decision route. `false` (with
+/// the error reported) holds the records: their TXT compare-and-set guards the TXT only
+/// (found by review: a fence newer on a group than in the TXT let the record move back).
+async fn records_within_fence(router: &Router, p: &mut Prepared<'_>) -> bool {
+    let fenced: Vec<String> = p
+        .cluster
+        .target_groups
+        .iter()
+        .filter(|t| t.strategy != Strategy::Members)
+        .map(|t| t.arn.clone())
+        .collect();
+    for arn in fenced {
+        // A group that cannot be read was reported when it was planned; its fence is
+        // unknown, as it was to `mark`, and the record's own marker still fences it.
+        let Ok(tags) = fresh_tags(router, &arn).await else {
+            continue;
+        };
+        if let Err(e) = fence_allows(p, &arn, &tags) {
+            p.error(e);
+            return false;
+        }
+    }
+    true
 }
 
 fn strategy(p: &Prepared<'_>, arn: &str) -> Strategy {

@@ -29,6 +29,8 @@ const VERIFY_SHARE: f64 = 0.5;
 /// Zones with this many configured names are read whole (pages of 300 record sets).
 const WHOLE_ZONE_FROM: usize = 3;
 const PAGE: usize = 300;
+/// The longest verification cycle computed (a tiny budget over many groups).
+const LONGEST: Duration = Duration::from_secs(365 * 24 * 3600);
 /// ELB calls per target group per cycle: DescribeTargetHealth, a twentieth of the batched
 /// DescribeTags and DescribeTargetGroups, and (every fourth cycle at most) the attributes.
 const CALLS_PER_GROUP: f64 = 1.0 + 2.0 / 20.0 + 0.25;
@@ -46,7 +48,11 @@ impl Cycles {
         let groups: usize = clusters.iter().map(|c| c.target_groups.len()).sum();
         let elb_rate = b.elb_describe.per_second * b.share * VERIFY_SHARE;
         let r53_rate = b.route53.per_second * b.share * VERIFY_SHARE;
-        let calls = |rate: f64, n: f64| Duration::from_secs_f64(n / rate);
+        // The budget's quotas never go below one call a minute; a cycle is at most a year.
+        let calls = |rate: f64, n: f64| {
+            Duration::try_from_secs_f64(n / rate.max(1.0 / 60.0))
+                .map_or(LONGEST, |d| d.min(LONGEST))
+        };
         Cycles {
             groups: aws
                 .verify_every
@@ -254,12 +260,21 @@ impl Router {
                     Err(e) => v.errors.push(e.into()),
                 }
                 if self.settings_due(&tg.arn) {
+                    let tags = self
+                        .memory
+                        .tags
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .get(&tg.arn)
+                        .cloned();
+                    let owned = settings::owned(self, &cluster.scope, tags.as_ref());
                     let found = settings::check_group(
                         self,
                         tg,
                         cluster.standby_cluster,
                         &info.health_check,
                         Mode::Reconcile,
+                        owned,
                     )
                     .await;
                     v.drift.extend(found.drift);
@@ -310,7 +325,7 @@ impl Router {
             .config
             .aws
             .settings_check_interval
-            .max(self.cycles.groups * 4);
+            .max(self.cycles.groups.saturating_mul(4));
         let now = self.ports.clock.now();
         let checked = self
             .memory
@@ -435,5 +450,21 @@ mod tests {
         // 10,000 records and their markers in one zone: 67 pages at 0.5 call/s (134 s) fit
         // in 5 minutes.
         assert_eq!(c.names, aws.verify_every);
+    }
+
+    /// A budget below what the validation accepts (a shard divides the share further) gives
+    /// long, finite cycles, never a panic (found by review: `Duration::from_secs_f64` of an
+    /// overflowing quotient).
+    #[test]
+    fn a_tiny_budget_gives_finite_cycles() {
+        let mut aws = AwsSettings::default();
+        aws.budget.share = 1e-12;
+        aws.budget.elb_describe.per_second = 1e-12;
+        aws.budget.route53.per_second = 1e-300;
+        let c = Cycles::of(&vec![cluster(3); 10_000], &aws);
+        // The quotas' floor is one call a minute: 13,500 calls take 810,000 s.
+        assert_eq!(c.groups.as_secs(), 810_000);
+        assert!(c.names <= LONGEST && c.names >= aws.verify_every, "{c:?}");
+        assert!(c.groups.checked_mul(4).is_some());
     }
 }

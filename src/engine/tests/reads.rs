@@ -221,3 +221,17 @@ async fn a_plan_always_reads_aws() {
     assert!(r.clusters.iter().all(|c| c.aws_age_ms.is_none()));
     assert_eq!(w.aws.calls("DescribeTargetHealth"), before + 2);
 }
+
+/// A verification period longer than anything a duration holds (`verify_every` is bounded by
+/// the validation; a shard or a tiny share stretches the cycle) never overflows the settings
+/// schedule (found by review: `cycles.groups * 4` panicked).
+#[tokio::test]
+async fn the_longest_accepted_verify_every_does_not_panic_verification() {
+    let w = World::new(&["a"], |c| {
+        c["aws"] = json!({"verify_every": "24h"});
+        c["clusters"][0]["target_group"]["manage_settings"] = json!(true);
+    })
+    .change_driven();
+    let v = w.router.verify(soon()).await;
+    assert_eq!(v.target_groups_read, 1, "{v:?}");
+}
