@@ -30,6 +30,8 @@ async fn usage_errors_exit_1_and_help_exits_0() {
         &["--bogus"],
         &["watch", "--interval", "5"],
         &["serve", "--listen", "nonsense"],
+        &["watch", "--interval", "500000000000years"],
+        &["serve", "--header-timeout", "0s"],
     ] {
         let o = run(args, &[]).await;
         assert_eq!(o.status.code(), Some(1), "{args:?}: {}", stderr(&o));

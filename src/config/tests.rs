@@ -347,3 +347,25 @@ fn verify_every_is_bounded_both_ways() {
     let ok = GOOD.replacen('{', "{\"aws\": {\"verify_every\": \"24h\"},", 1);
     assert!(Config::from_json(&ok, "t").is_ok());
 }
+
+/// Found by review: a `poll_deadline` of "500000000000years" was accepted and every run
+/// panicked adding it to an `Instant`.
+#[test]
+fn durations_past_their_bound_are_refused_by_name() {
+    for (section, key, bad) in [
+        ("patroni", "request_timeout", "2m"),
+        ("patroni", "poll_deadline", "500000000000years"),
+        ("webhook", "confirm_interval", "2m"),
+        ("webhook", "confirm_timeout", "1h"),
+        ("aws", "attempt_timeout", "10m"),
+        ("aws", "settings_check_interval", "2days"),
+    ] {
+        let text = GOOD.replacen(
+            '{',
+            &format!("{{\"{section}\": {{\"{key}\": \"{bad}\"}},"),
+            1,
+        );
+        let e = err_of(&text);
+        assert!(e.contains(&format!("{section}.{key}")), "{key}={bad}: {e}");
+    }
+}

@@ -15,7 +15,38 @@ const MAX_VERIFY_EVERY: Duration = Duration::from_secs(24 * 3600);
 /// A bucket's refill above this is a typo (AWS's documented rates are tens a second).
 const MAX_PER_SECOND: f64 = 1_000_000.0;
 
+/// Upper bounds of the durations: past them a value is a typo, and a duration that large
+/// would overflow the clock's arithmetic (found by review).
+fn longest(raw: &RawConfig) -> [(&'static str, Duration, Duration); 6] {
+    const MINUTE: Duration = Duration::from_secs(60);
+    let (p, w, a) = (&raw.patroni, &raw.webhook, &raw.aws);
+    [
+        ("patroni.request_timeout", p.request_timeout, MINUTE),
+        ("patroni.poll_deadline", p.poll_deadline, MINUTE),
+        ("webhook.confirm_interval", w.confirm_interval, MINUTE),
+        ("webhook.confirm_timeout", w.confirm_timeout, 15 * MINUTE),
+        ("aws.attempt_timeout", a.attempt_timeout, 5 * MINUTE),
+        (
+            "aws.settings_check_interval",
+            a.settings_check_interval,
+            MAX_VERIFY_EVERY,
+        ),
+    ]
+}
+
 pub(super) fn settings(raw: &RawConfig) -> Checked<()> {
+    for (field, value, max) in longest(raw) {
+        if value > max {
+            return invalid(
+                field,
+                format!(
+                    "{} is more than the longest accepted, {}",
+                    humantime::format_duration(value),
+                    humantime::format_duration(max)
+                ),
+            );
+        }
+    }
     let p = &raw.patroni;
     if p.request_timeout.is_zero() || p.poll_deadline.is_zero() {
         return invalid(

@@ -30,6 +30,12 @@ pub(super) fn wants_writes(p: &Prepared<'_>) -> bool {
             .any(|d| !d.is_noop() || d.marking.writes())
 }
 
+/// Does the cluster plan to move routing (not only to mark)? Such writes go first in the
+/// AWS budget; adoption and fence markers alone wait their turn.
+pub(super) fn moves_routing(p: &Prepared<'_>) -> bool {
+    p.tg_plans.iter().any(|t| !t.is_noop()) || p.dns_plans.iter().any(|d| !d.is_noop())
+}
+
 /// Leave every resource of the cluster as it is.
 fn hold_everything(p: &mut Prepared<'_>) {
     for t in &mut p.tg_plans {

@@ -293,7 +293,7 @@ impl Router {
             .await;
         if mode == Mode::Reconcile {
             // A failover's writes (and the checks around them) go first in the budget.
-            let priority = match p.wants_writes() {
+            let priority = match mark::moves_routing(&p) {
                 true => Priority::Urgent,
                 false => Priority::Normal,
             };

@@ -53,11 +53,6 @@ impl Prepared<'_> {
         }
     }
 
-    /// Would applying the plans write anything (targets, records or markers)?
-    pub fn wants_writes(&self) -> bool {
-        mark::wants_writes(self)
-    }
-
     pub fn error(&mut self, e: ClusterError) {
         if !self.errors.contains(&e) {
             self.errors.push(e);

@@ -13,6 +13,8 @@
 //! Tags have no compare-and-set: this narrows the race to a few milliseconds rather than
 //! closing it (the records' TXT marker closes it; README: the fence).
 
+use std::collections::HashSet;
+
 use tracing::{info, warn};
 
 use super::Router;
@@ -22,7 +24,7 @@ use super::observe;
 use super::prepare::Prepared;
 use crate::adapters::{AwsError, Elb, Tags};
 use crate::config::Strategy;
-use crate::domain::aws::Target;
+use crate::domain::aws::{Target, tg_name};
 use crate::domain::plan::{self, Marking, TargetGroupPlan};
 use crate::domain::report::{Action, ChangeReport, ChangeStatus, ClusterError};
 
@@ -33,77 +35,109 @@ pub(super) fn outcome(r: &Result<(), AwsError>) -> (ChangeStatus, Option<String>
     }
 }
 
-/// Apply every target-group plan of one cluster.
+/// Apply every target-group plan of one cluster; then hold its records unless the fence of
+/// each of its routed groups, read again now, lets the decision route.
 pub(super) async fn apply(router: &Router, p: &mut Prepared<'_>) {
     let plans = std::mem::take(&mut p.tg_plans);
+    // Groups whose fence, read again in this apply, let the decision route.
+    let mut confirmed = HashSet::new();
     // A newer fence found on one group holds the cluster's every later write, its records too.
     let mut fenced = false;
-    let mut rechecked = false;
     for mut plan in plans {
         if fenced {
             mark::hold_target_group(&mut plan);
         }
         if !plan.is_noop() || plan.marking.writes() {
-            rechecked = true;
-            let result = match recheck(router, p, &mut plan).await {
-                Ok(()) => {
-                    Group {
-                        router,
-                        p,
-                        plan: &plan,
-                    }
-                    .apply()
-                    .await
-                }
-                Err(e) => (Vec::new(), vec![e]),
-            };
-            p.changes.extend(result.0);
-            // Written: remember what it holds now; a write failed: read it before anything
-            // is planned for it.
-            let known = &router.memory.known;
-            let before = p.routing.target_groups.iter().find(|s| s.arn == plan.arn);
-            match (result.1.is_empty(), before) {
-                (true, Some(before)) => {
-                    let now = router.ports.clock.now();
-                    known.written(before, &plan.register, &plan.deregister, now)
-                }
-                (true, None) => known.forget_group(&plan.arn),
-                (false, _) => known.distrust_group(&plan.arn),
+            let (allowed, errors) = apply_group(router, p, &mut plan).await;
+            if allowed {
+                confirmed.insert(plan.arn.clone());
             }
-            fenced |= result.1.iter().any(|e| matches!(e, ClusterError::Fence(_)));
-            for e in result.1 {
+            fenced |= errors.iter().any(|e| matches!(e, ClusterError::Fence(_)));
+            for e in errors {
                 p.error(e);
             }
         }
         p.tg_plans.push(plan);
     }
-    if !fenced && !rechecked && mark::writes_records(p) {
-        fenced = !records_within_fence(router, p).await;
+    if !fenced && mark::writes_records(p) {
+        fenced = !records_within_fence(router, p, &confirmed).await;
     }
     if fenced {
         mark::hold_records(p);
     }
 }
 
-/// Before a record moves while no group was written (so none had its tags read again): the
-/// fence on the cluster's routed groups, read now, must let the decision route. `false` (with
-/// the error reported) holds the records: their TXT compare-and-set guards the TXT only
-/// (found by review: a fence newer on a group than in the TXT let the record move back).
-async fn records_within_fence(router: &Router, p: &mut Prepared<'_>) -> bool {
-    let fenced: Vec<String> = p
+/// One group: re-check, write, remember. Whether its fresh fence let the decision route, and
+/// the errors.
+async fn apply_group(
+    router: &Router,
+    p: &mut Prepared<'_>,
+    plan: &mut TargetGroupPlan,
+) -> (bool, Vec<ClusterError>) {
+    let checked = recheck(router, p, plan).await;
+    let allowed = checked.is_ok();
+    let (changes, errors) = match checked {
+        Ok(()) => {
+            let plan = &*plan;
+            Group {
+                router,
+                p: &*p,
+                plan,
+            }
+            .apply()
+            .await
+        }
+        Err(e) => (Vec::new(), vec![e]),
+    };
+    p.changes.extend(changes);
+    // Written: remember what it holds now; a write failed: read it before anything is
+    // planned for it.
+    let known = &router.memory.known;
+    let before = p.routing.target_groups.iter().find(|s| s.arn == plan.arn);
+    match (errors.is_empty(), before) {
+        (true, Some(before)) => {
+            let now = router.ports.clock.now();
+            known.written(before, &plan.register, &plan.deregister, now)
+        }
+        (true, None) => known.forget_group(&plan.arn),
+        (false, _) => known.distrust_group(&plan.arn),
+    }
+    let fence_moved = errors.iter().any(|e| matches!(e, ClusterError::Fence(_)));
+    (allowed && !fence_moved, errors)
+}
+
+/// Before the records move: every routed (not `members`) group of the cluster whose fence was
+/// not read again in this apply has its tags read now, and must let the decision route. A
+/// record's TXT compare-and-set guards the TXT only, so a fence newer on a group (another
+/// router's record write failed after its groups were written) would otherwise let the record
+/// move back (found by review). A fence that cannot be read holds the records; a group that no
+/// longer exists holds no fence. `false`: hold them (the reason reported).
+async fn records_within_fence(
+    router: &Router,
+    p: &mut Prepared<'_>,
+    confirmed: &HashSet<String>,
+) -> bool {
+    let unconfirmed: Vec<String> = p
         .cluster
         .target_groups
         .iter()
-        .filter(|t| t.strategy != Strategy::Members)
+        .filter(|t| t.strategy != Strategy::Members && !confirmed.contains(&t.arn))
         .map(|t| t.arn.clone())
         .collect();
-    for arn in fenced {
-        // A group that cannot be read was reported when it was planned; its fence is
-        // unknown, as it was to `mark`, and the record's own marker still fences it.
-        let Ok(tags) = fresh_tags(router, &arn).await else {
-            continue;
+    for arn in unconfirmed {
+        let refused = match fresh_tags(router, &arn).await {
+            Ok(tags) => fence_allows(p, &arn, &tags).err(),
+            Err(ClusterError::Aws(e)) if e.code.as_deref() == Some("TargetGroupNotFound") => None,
+            Err(e) => Some(ClusterError::Blocked {
+                resource: format!("records of {}", p.cluster.scope),
+                reason: format!(
+                    "held: the fence on target group {} could not be read again ({e}); the next \
+                     run retries",
+                    tg_name(&arn)
+                ),
+            }),
         };
-        if let Err(e) = fence_allows(p, &arn, &tags) {
+        if let Some(e) = refused {
             p.error(e);
             return false;
         }

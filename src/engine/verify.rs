@@ -260,14 +260,10 @@ impl Router {
                     Err(e) => v.errors.push(e.into()),
                 }
                 if self.settings_due(&tg.arn) {
-                    let tags = self
-                        .memory
-                        .tags
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .get(&tg.arn)
-                        .cloned();
-                    let owned = settings::owned(self, &cluster.scope, tags.as_ref());
+                    // Owned per the tags read in this chunk only: a failed read is no
+                    // licence from an older one (found by review).
+                    let read = tags.get(&tg.arn).and_then(|t| t.as_ref().ok());
+                    let owned = settings::owned(self, &cluster.scope, read);
                     let found = settings::check_group(
                         self,
                         tg,

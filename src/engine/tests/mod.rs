@@ -3,6 +3,7 @@
 
 mod evidence;
 mod fence;
+mod fence_across_stores;
 mod race;
 mod reads;
 mod records;

@@ -117,7 +117,7 @@ struct ServeArgs {
     max_connections: u32,
     /// A client must send its request headers within this, and may idle no longer between
     /// requests on a kept-alive connection.
-    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "5s", value_parser = parse_header_timeout)]
     header_timeout: Duration,
 }
 
@@ -131,6 +131,18 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     let d = humantime::parse_duration(s).map_err(|e| format!("{e} (write e.g. 1s, 500ms)"))?;
     if d < Duration::from_millis(100) {
         return Err("an interval under 100ms would hammer Patroni and AWS".into());
+    }
+    if d > Duration::from_secs(3600) {
+        return Err("an interval over 1h leaves a failover unrouted that long: use e.g. 5s".into());
+    }
+    Ok(d)
+}
+
+/// `--header-timeout`: a positive duration of at most a minute.
+fn parse_header_timeout(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| format!("{e} (write e.g. 5s)"))?;
+    if d.is_zero() || d > Duration::from_secs(60) {
+        return Err("give a duration from 1ms to 60s (default 5s)".into());
     }
     Ok(d)
 }
