@@ -22,6 +22,8 @@ use crate::adapters::elb_batch;
 use crate::clock::phase;
 use crate::config::{ClusterConfig, TargetGroupConfig};
 use crate::domain::aws::{RecordSet, TargetGroupState};
+use crate::domain::ownership::Marker;
+use crate::domain::plan;
 use crate::domain::report::{ChangeReport, ClusterError, DriftReport, Mode};
 
 /// The share of the budget verification may use (the budget's `Verify` priority).
@@ -88,10 +90,14 @@ fn route53_calls(clusters: &[ClusterConfig]) -> usize {
 pub struct Verified {
     pub target_groups_read: usize,
     pub names_read: usize,
-    /// Clusters with an item found different from what the process remembered, or that a
-    /// run planned without (unread after a cold start): their next run plans from it.
+    /// Clusters with an item found different from what the process remembered: their next
+    /// run plans from it.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub changed: Vec<String>,
+    /// Clusters with an item read for the first time that a run planned without (trusted by
+    /// its marker after a cold start): their next run plans from it too.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub first_read: Vec<String>,
     /// Items never read yet (a cold start at scale takes several verifications).
     pub unread: usize,
     /// Each item is verified about this often (s): `aws.verify_every`, or longer when the
@@ -132,6 +138,7 @@ impl Router {
             v.target_groups_read += part.target_groups_read;
             v.names_read += part.names_read;
             v.changed.extend(part.changed);
+            v.first_read.extend(part.first_read);
             v.cut_short |= part.cut_short;
             v.drift.extend(part.drift);
             v.changes.extend(part.changes);
@@ -139,6 +146,8 @@ impl Router {
         }
         v.changed.sort();
         v.changed.dedup();
+        v.first_read.sort();
+        v.first_read.dedup();
         self.measure_backlog(&mut v);
         v
     }
@@ -307,11 +316,36 @@ impl Router {
         let before = self.memory.known.group(&state.arn);
         // Not what was planned from, or planned without: the cluster's next run should see it.
         let awaited = self.memory.known.take_awaited(&state.arn);
-        if awaited || before.is_some_and(|b| !same_targets(&b.value, &state)) {
-            v.changed.push(cluster.scope.clone());
+        match before {
+            Some(b) if !same_targets(&b.value, &state) => v.changed.push(cluster.scope.clone()),
+            Some(_) if awaited => v.changed.push(cluster.scope.clone()),
+            None if awaited && self.holds_its_marker(cluster, &state) => {
+                v.first_read.push(cluster.scope.clone())
+            }
+            None if awaited => v.changed.push(cluster.scope.clone()),
+            _ => {}
         }
         self.remember_group(state, self.ports.clock.now());
         v.target_groups_read += 1;
+    }
+
+    /// Does a group trusted by its marker (unread after a cold start) hold the marker's leader?
+    fn holds_its_marker(&self, cluster: &ClusterConfig, state: &TargetGroupState) -> bool {
+        let tags = self.memory.tags.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(leader) = tags
+            .get(&state.arn)
+            .and_then(Marker::from_tags)
+            .and_then(|m| m.leader)
+        else {
+            return false;
+        };
+        let Ok(id) = plan::target_id(cluster, &leader, &state.target_type) else {
+            return false;
+        };
+        state
+            .targets
+            .iter()
+            .any(|t| t.is_active() && t.target.id == id)
     }
 
     /// A group's settings are checked at most every `settings_check_interval`, and at most

@@ -161,6 +161,9 @@ async fn a_cold_start_trusts_markers_only_until_verification_reads_the_targets()
     assert_eq!(r.clusters[0].unread_target_groups, vec![tg_arn("a")]);
     let v = cold.verify(soon()).await;
     assert_eq!((v.target_groups_read, v.unread), (1, 0), "{v:?}");
+    // It holds what its marker says: a first read, not a change (quiet in the log).
+    assert_eq!(v.first_read, vec!["a"], "{v:?}");
+    assert!(v.changed.is_empty(), "{v:?}");
     let r = cold.run(Mode::Reconcile, None).await.expect("run");
     assert!(r.clusters[0].unread_target_groups.is_empty());
 }

@@ -114,6 +114,7 @@ fn log_verified(v: &Verified) {
         info!(changed = ?v.changed, "verification: AWS changed under these clusters; running them");
     } else {
         debug!(
+            first_read = ?v.first_read,
             read = v.target_groups_read + v.names_read,
             unread = v.unread,
             oldest_s = v.oldest_s,

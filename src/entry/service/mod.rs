@@ -115,7 +115,7 @@ async fn verify(
             v = router.verify(until) => v,
             _ = shutdown.wait_for(|stop| *stop) => return,
         };
-        for scope in &verified.changed {
+        for scope in verified.changed.iter().chain(&verified.first_read) {
             scheduler.nudge(scope);
         }
         let idle = verified.target_groups_read + verified.names_read == 0;
