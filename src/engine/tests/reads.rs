@@ -238,3 +238,32 @@ async fn the_longest_accepted_verify_every_does_not_panic_verification() {
     let v = w.router.verify(soon()).await;
     assert_eq!(v.target_groups_read, 1, "{v:?}");
 }
+
+/// A scheduled Lambda run is cut at the invocation's deadline (a cold start over many clusters
+/// takes longer than one invocation): a run dropped halfway leaves the router whole — no lock
+/// held, what was read kept — and the next run routes every cluster.
+#[tokio::test]
+async fn a_run_cut_short_leaves_the_router_whole_and_the_next_run_routes() {
+    let w = World::new(&["a", "b"], |_| {}).change_driven();
+    let b = w.fake(1);
+    for (name, role) in [
+        ("b-pg1", "primary"),
+        ("b-pg2", "replica"),
+        ("b-pg3", "replica"),
+    ] {
+        let body = crate::testkit::fake_patroni::patroni_json("b", name, role, "running", 1);
+        b.node(name)
+            .set("/patroni", Reply::Slow(Duration::from_millis(150), body));
+    }
+    let cut = tokio::time::timeout(
+        Duration::from_millis(60),
+        w.router.run(Mode::Reconcile, None),
+    )
+    .await;
+    assert!(cut.is_err(), "the run was to be cut short");
+    let r = w.reconcile().await;
+    assert!(r.ok, "{}", r.to_text());
+    assert_eq!(w.targets("a"), vec!["i-11:5432"]);
+    assert_eq!(w.targets("b"), vec!["i-21:5432"]);
+    assert_eq!(w.record("b").await, vec!["10.0.2.11"]);
+}
