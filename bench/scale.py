@@ -15,6 +15,7 @@ import base64
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -310,6 +311,10 @@ def main():
     os.makedirs(OUT, exist_ok=True)
     with open(os.path.join(OUT, "scale.json"), "w") as f:
         json.dump(results, f, indent=2)
+    # The logs stay beside the results (serve's decisions explain any false "no primary").
+    for name in os.listdir(work):
+        if name.endswith(".log"):
+            shutil.copy(os.path.join(work, name), os.path.join(OUT, f"scale-{name}"))
     subprocess.run(["rm", "-rf", work])
 
 
