@@ -117,9 +117,9 @@ bench-scale: ## serve over 1,000 and 10,000 testbed clusters on moto: AWS calls 
 	BENCH_OUT=$(BENCH_OUT) MOTO_ENABLE_RECORDING=True MOTO_RECORDER_FILEPATH=$(BENCH_OUT)/moto_scale_recording \
 	  scripts/with-moto.sh $(PY) bench/scale.py
 
-bench-lag: venv cluster-deps build ## Routing lag on the real local cluster, webhook vs watch (writes target/bench/lag.json)
-	cargo build --example testbed
-	BENCH_OUT=$(BENCH_OUT) scripts/with-moto.sh $(PY) bench/lag.py
+bench-lag: venv cluster-deps ## Routing lag on the real local cluster, webhook vs watch, release build (writes target/bench/lag.json)
+	cargo build --release --bin patroni-router
+	BENCH_OUT=$(BENCH_OUT) ROUTER_BIN=$(or $(CARGO_TARGET_DIR),$(CURDIR)/target)/release/patroni-router scripts/with-moto.sh $(PY) bench/lag.py
 
 build: ## Debug build of the CLI
 	cargo build

@@ -23,8 +23,10 @@ pub struct WebhookSettings {
 fn default_confirm_timeout() -> Duration {
     Duration::from_secs(10)
 }
+/// Right after a role change the DCS or the node lags the callback by some tens of ms: look
+/// again soon (each look asks every node at once; a callback looks for at most 10 s).
 fn default_confirm_interval() -> Duration {
-    Duration::from_millis(250)
+    Duration::from_millis(50)
 }
 fn default_max_clock_skew() -> Duration {
     Duration::from_secs(300)
