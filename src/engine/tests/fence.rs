@@ -246,54 +246,6 @@ async fn without_a_confirmed_primary_the_markers_and_their_fence_stay_as_they_ar
     assert_eq!((m.timeline, m.leader.as_deref()), (Some(2), Some("a-pg2")));
 }
 
-/// Found by review: a newer fence found on a target group at write time (its tags re-read before the
-/// change) stops that group, but not the cluster's record: the record's plan was fenced in
-/// `mark` against the *cached* tags, and `records::apply` writes it anyway (its TXT
-/// compare-and-set only guards against a change of the TXT marker, which still holds the
-/// older timeline). The record moves to a node on timeline 2 while the durable fence (the
-/// target group's `tl:3` tag, written by another process of the same owner) says 3.
-#[tokio::test]
-async fn a_newer_fence_found_at_write_time_on_a_target_group_also_stops_the_record() {
-    let w = routed().await;
-    // This process routes pg2 on timeline 2: its target group is marked tl2 (and cached so);
-    // its record write fails, so the name still holds pg1 and a tl1 marker.
-    w.fake(0).set_leader("a-pg2", 2);
-    w.aws
-        .fail("ChangeResourceRecordSets", Fault::AccessDenied, 1);
-    let r = w.reconcile().await;
-    assert!(!r.ok);
-    assert_eq!(w.targets("a"), vec!["i-12:5432"]);
-    assert_eq!(w.record("a").await, vec!["10.0.1.11"]);
-    // Another process of the same owner routes pg3 on timeline 3: the target group is marked
-    // tl3 and holds pg3; its record write fails too (or has not landed yet: records are
-    // written after every cluster's target groups).
-    w.fake(0).set_leader("a-pg3", 3);
-    w.aws
-        .fail("ChangeResourceRecordSets", Fault::AccessDenied, 1);
-    let other = w.another_router();
-    let r = other.run(Mode::Reconcile, None).await.expect("run");
-    assert!(!r.ok);
-    assert_eq!(w.targets("a"), vec!["i-13:5432"]);
-    // The first process now sees a stale view: pg2 claims to lead timeline 2.
-    w.fake(0).set_leader("a-pg2", 2);
-    let r = w.reconcile().await;
-    assert!(
-        r.clusters[0]
-            .errors
-            .iter()
-            .any(|e| e.to_string().starts_with("fence:")),
-        "the target group's re-read tags refuse timeline 2: {}",
-        r.to_text()
-    );
-    assert_eq!(w.targets("a"), vec!["i-13:5432"], "the group is fenced");
-    assert_ne!(
-        w.record("a").await,
-        vec!["10.0.1.12"],
-        "the record must not be routed to pg2 (timeline 2) behind the fence of timeline 3: {}",
-        r.to_text()
-    );
-}
-
 /// Found by review: ownership guards the targets and the markers, not the settings: with
 /// `manage_settings`, the settings check (`settings::check` in a run, `check_group` in
 /// verification) rewrites the attributes (and health check) of a target group another owner
