@@ -5,12 +5,13 @@ on_role_change -> `patroni-router notify`) and `watch --interval 1s`. LAG_RUNS (
 switchovers, kill -9 host losses and SIGSTOPs of the primary's Patroni (its PostgreSQL stays
 writable) per path. Lag = the new primary answers /primary 200 -> moto holds it in the target
 group and the record: for that long routing pointed at a node that was not the primary.
-Reports p50 / p99 / max per path and kind. Writes BENCH_OUT/lag.json (default target/bench/;
-nothing under bench/ changes). Run through scripts/with-moto.sh.
+Reports p50 / p99 / max per path and kind. Writes BENCH_OUT/lag.json and the function's log
+BENCH_OUT/lag-function.log (default target/bench/; nothing under bench/ changes). Run through scripts/with-moto.sh.
 """
 import json
 import os
 import secrets
+import shutil
 import statistics
 import subprocess
 import sys
@@ -83,7 +84,7 @@ def main():
     function = demo.start([demo.BIN], env={
         "AWS_LAMBDA_RUNTIME_API": f"http://127.0.0.1:{port}/.rt", "AWS_LAMBDA_FUNCTION_NAME": "_",
         "AWS_LAMBDA_FUNCTION_VERSION": "1", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "128",
-        "ROUTER_CONFIG_FILE": config_path, "ROUTER_WEBHOOK_SECRET_FILE": secret_file})
+        "ROUTER_CONFIG_FILE": config_path, "ROUTER_WEBHOOK_SECRET_FILE": secret_file}, log="function.log")
     # The first routing: one reconcile by hand.
     subprocess.run([demo.BIN, "reconcile", "--config", config_path], check=True, stdout=subprocess.DEVNULL)
     webhook = measure("webhook", nodes, aws, config_path, demo.cluster_dir)
@@ -103,6 +104,9 @@ def main():
                 "p99_ms": round(pct(values, 99)), "max_ms": round(max(values)),
                 "values_ms": [round(v) for v in values]}
     os.makedirs(OUT, exist_ok=True)
+    # The function's own log: per failover, RoutingLag and its phases (EMF) and the callback's
+    # confirmation (`callback: done waiting`): where the time went.
+    shutil.copy(os.path.join(demo.workdir, "function.log"), os.path.join(OUT, "lag-function.log"))
     with open(os.path.join(OUT, "lag.json"), "w") as f:
         json.dump(out, f, indent=2)
     print(json.dumps(out, indent=2))
