@@ -12,7 +12,12 @@ use serde_json::{Value, json};
 
 /// `leader` leads the cluster: as `standby_leader` of a standby cluster, or, once promoted,
 /// as a normal `leader`/`primary`. The others replicate from it.
+/// `leader` leads (promoted: as a primary) on timeline 1.
 fn set_leader(s: &Scenario, leader: &str, promoted: bool) {
+    set_leader_on(s, leader, promoted, 1);
+}
+
+fn set_leader_on(s: &Scenario, leader: &str, promoted: bool, timeline: u64) {
     let (dcs_role, own_role) = if promoted {
         ("leader", "primary")
     } else {
@@ -24,9 +29,9 @@ fn set_leader(s: &Scenario, leader: &str, promoted: bool) {
         .iter()
         .map(|n| {
             if n.name == leader {
-                json!({"name": n.name, "role": dcs_role, "state": "running", "timeline": 1})
+                json!({"name": n.name, "role": dcs_role, "state": "running", "timeline": timeline})
             } else {
-                json!({"name": n.name, "role": "replica", "state": "streaming", "timeline": 1, "lag": 0})
+                json!({"name": n.name, "role": "replica", "state": "streaming", "timeline": timeline, "lag": 0})
             }
         })
         .collect();
@@ -39,7 +44,10 @@ fn set_leader(s: &Scenario, leader: &str, promoted: bool) {
         };
         n.set(
             "/patroni",
-            Reply::Json(200, patroni_json("pgha", &n.name, role, "running", 1)),
+            Reply::Json(
+                200,
+                patroni_json("pgha", &n.name, role, "running", timeline),
+            ),
         );
         n.set("/cluster", Reply::Json(200, view.clone()));
     }
@@ -126,8 +134,9 @@ async fn dr_endpoint_follows_the_standby_leader_through_promotion() {
     assert_eq!(writes(&r), 0, "{}", r.to_text());
     s.assert_routed_to(1).await;
 
-    // And from then on it is a normal cluster: a failover moves routing.
-    set_leader(&s, "pg3", true);
+    // And from then on it is a normal cluster: a failover (a new timeline, as a real one
+    // makes; the fence refuses a second leader on one timeline) moves routing.
+    set_leader_on(&s, "pg3", true, 2);
     run(&promoted).await;
     s.assert_routed_to(2).await;
 }

@@ -98,6 +98,28 @@ pub fn check(
     }
 }
 
+/// The same for a standby cluster. Its leader replicates from another cluster, so a change of
+/// standby leader stays on the upstream's timeline, and it is read-only: a new standby leader
+/// on the fence's own timeline moves the fence forward (an older timeline is still refused,
+/// and so is another database).
+pub fn check_standby(
+    fence: Option<&Fence>,
+    leader: &str,
+    timeline: Option<u64>,
+    database: Option<&str>,
+) -> Result<Step, Refused> {
+    match (fence, timeline) {
+        (Some(f), Some(tl)) if tl == f.timeline && leader != f.leader => {
+            let moved = Fence {
+                leader: leader.to_string(),
+                ..f.clone()
+            };
+            check(Some(&moved), leader, timeline, database).map(|_| Step::Forward)
+        }
+        _ => check(fence, leader, timeline, database),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -160,5 +182,27 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Found by the standby-cluster test: a standby leader fails over inside the DR cluster on
+    /// the upstream's timeline; a normal cluster would call that two leaders on one timeline.
+    #[test]
+    fn a_standby_leader_moves_within_its_timeline_but_never_back() {
+        let f = fence(2, "pg1");
+        assert_eq!(
+            check_standby(Some(&f), "pg2", Some(2), Some("7")),
+            Ok(Step::Forward)
+        );
+        assert_eq!(
+            check_standby(Some(&f), "pg1", Some(2), Some("7")),
+            Ok(Step::Hold)
+        );
+        assert_eq!(
+            check_standby(Some(&f), "pg3", Some(3), Some("7")),
+            Ok(Step::Forward)
+        );
+        assert!(check_standby(Some(&f), "pg2", Some(1), Some("7")).is_err());
+        assert!(check_standby(Some(&f), "pg2", Some(2), Some("8")).is_err());
+        assert!(check(Some(&f), "pg2", Some(2), Some("7")).is_err());
     }
 }

@@ -93,7 +93,7 @@ pub(super) fn mark(p: &mut Prepared<'_>, ctx: &Context<'_>) {
     let claims = mark_resources(p, ctx, &owner);
     p.owner = Some(owner);
     let claims: Vec<&Claim> = claims.iter().collect();
-    if let Err(refused) = plan::fence_step(&p.decision, &claims)
+    if let Err(refused) = plan::fence_step(&p.decision, &claims, p.cluster.standby_cluster)
         && wants_writes(p)
     {
         hold_everything(p);

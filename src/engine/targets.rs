@@ -174,7 +174,7 @@ fn fence_allows(p: &Prepared<'_>, arn: &str, tags: &Tags) -> Result<(), ClusterE
         return Ok(());
     }
     let claim = plan::tag_claim(tags, owner);
-    plan::fence_step(&p.decision, &[&claim])
+    plan::fence_step(&p.decision, &[&claim], p.cluster.standby_cluster)
         .map(|_| ())
         .map_err(|r| ClusterError::Fence(r.0))
 }

@@ -69,7 +69,12 @@ pub fn tag_claim(tags: &BTreeMap<String, String>, owner: &Owner) -> Claim {
 
 /// The cluster's fence (the newest of its own markers) and what the decision does to it.
 /// `Ok(None)`: nothing to check (no confirmed primary: only membership may change).
-pub fn fence_step(decision: &Decision, claims: &[&Claim]) -> Result<Option<Step>, Refused> {
+/// `standby`: the cluster is a standby cluster (its leader moves within a timeline).
+pub fn fence_step(
+    decision: &Decision,
+    claims: &[&Claim],
+    standby: bool,
+) -> Result<Option<Step>, Refused> {
     let Some(leader) = decision.primary() else {
         return Ok(None);
     };
@@ -78,7 +83,12 @@ pub fn fence_step(decision: &Decision, claims: &[&Claim]) -> Result<Option<Step>
         _ => None,
     });
     let fence = Fence::newest(ours);
-    fence::check(
+    let check = if standby {
+        fence::check_standby
+    } else {
+        fence::check
+    };
+    check(
         fence.as_ref(),
         leader,
         decision.timeline(),
