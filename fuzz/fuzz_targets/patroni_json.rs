@@ -6,9 +6,8 @@ use libfuzzer_sys::fuzz_target;
 use patroni_router::config::Config;
 use patroni_router::domain::decide::decide;
 use patroni_router::domain::patroni::{NodeObservation, PollError, parse_cluster, parse_patroni};
-use patroni_router::domain::plan::{
-    DnsState, TargetGroupState, TargetType, plan_dns, plan_read_dns, plan_target_group, read_set,
-};
+use patroni_router::domain::aws::{DnsState, TargetGroupState, TargetType};
+use patroni_router::domain::plan::{plan_dns, plan_read_dns, plan_target_group, read_set};
 
 const CONFIG: &str = r#"{"clusters": [{"scope": "pgha", "nodes": [
   {"name": "pg1", "api_url": "http://10.0.1.10:8008", "address": "10.0.1.10", "instance_id": "i-1"},
@@ -43,15 +42,12 @@ fuzz_target!(|data: &[u8]| {
         assert!(cluster.node(p).is_some(), "routed to an unconfigured node");
     }
     let tg = TargetGroupState { arn: "a".into(), target_type: TargetType::Instance, targets: vec![] };
-    if let Some(tg_config) = &cluster.target_group {
-        let plan = plan_target_group(cluster, tg_config, &d, &tg);
-        assert!(plan.deregister.is_empty(), "deregistered from an empty group");
-    }
     if let Some(dns) = &cluster.dns {
         let _ = plan_dns(cluster, dns, &d, &DnsState { zone_id: "Z1".into(), records: vec![] });
     }
-    for tg_config in cluster.all_target_groups() {
+    for tg_config in &cluster.target_groups {
         let plan = plan_target_group(cluster, tg_config, &d, &tg);
+        assert!(plan.deregister.is_empty(), "deregistered from an empty group");
         for t in &plan.register {
             assert!(t.id == "i-1" || t.id == "i-2", "registered an unconfigured node");
         }
